@@ -1,1 +1,9 @@
-pub fn placeholder() {}
+//! webcrm-chargebee-sync: two-way sync between webCRM and Chargebee.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod queue;
+pub mod serve;
+pub mod store;
+pub mod telemetry;

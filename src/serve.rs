@@ -1,0 +1,142 @@
+//! `serve`: HTTP and workers in one process, sharing one shutdown token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{router, AppState};
+use crate::queue::{Backoff, Dispatcher, JobHandler, Queue, QueueConfig, WorkerPool};
+use crate::store::{self, DynStore};
+use crate::telemetry;
+
+/// A started service: its address, and the token that stops it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub queue: Queue,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Waits until the service stopped (after `shutdown` fired and everything drained).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("service task crashed")?
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+}
+
+pub fn queue_config(config: &Config) -> QueueConfig {
+    QueueConfig {
+        concurrency: config.queue.worker_concurrency,
+        lease: config.queue.lease,
+        max_attempts: config.queue.max_attempts,
+        backoff: Backoff::default(),
+        shutdown_grace: config.queue.shutdown_grace,
+        ..QueueConfig::default()
+    }
+}
+
+/// The job handlers of this version, by job kind.
+pub fn handlers(_config: &Config, _store: &DynStore) -> Dispatcher {
+    Dispatcher::new()
+}
+
+/// Starts HTTP and the worker pool on `listener`; both stop when `shutdown` fires: HTTP stops
+/// accepting and finishes in-flight requests, workers finish running jobs within the grace
+/// period.
+pub fn start(
+    config: Arc<Config>,
+    store: DynStore,
+    handler: Arc<dyn JobHandler>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    let addr = listener.local_addr()?;
+    let queue = Queue::new(store.clone(), config.queue.max_attempts);
+    let pool = WorkerPool::new(queue.clone(), handler, queue_config(&config));
+    let state = AppState {
+        store,
+        config: config.clone(),
+        metrics: telemetry::metrics_handle(),
+        shutdown: shutdown.clone(),
+    };
+    let app = router(state);
+    let token = shutdown.clone();
+    let grace = config.queue.shutdown_grace;
+    let task = tokio::spawn(async move {
+        let workers = tokio::spawn(pool.run(token.clone()));
+        let http =
+            axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
+        // In-flight requests get the same grace as jobs; a client holding a connection open
+        // longer does not keep the process alive.
+        tokio::select! {
+            result = http => result.context("HTTP server failed")?,
+            _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("HTTP requests still open after the grace period; closing");
+            }
+        }
+        workers.await.context("worker pool crashed")?;
+        tracing::info!("stopped");
+        Ok(())
+    });
+    Ok(Running {
+        addr,
+        shutdown,
+        queue,
+        task,
+    })
+}
+
+/// The `serve` command: connect, migrate (unless told not to), run until SIGTERM/SIGINT.
+pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let pool_size = u32::try_from(config.queue.worker_concurrency).unwrap_or(4) + 8;
+    let store = store::connect(&config.database_url, pool_size).await?;
+    if migrate {
+        store.migrate().await.context("applying migrations")?;
+    }
+    let listener = TcpListener::bind(config.listen_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+    let shutdown = CancellationToken::new();
+    let handler = Arc::new(handlers(&config, &store));
+    let running = start(config.clone(), store, handler, listener, shutdown.clone())?;
+    tracing::info!(addr = %running.addr, database = %crate::config::mask_url(&config.database_url), "listening");
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; draining");
+        shutdown.cancel();
+    });
+    running.wait().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,221 @@
+//! Health, readiness, metrics, body limit and error bodies over real HTTP.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Backend, TestDb};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use wcs::config::{Config, Purpose, RawConfig};
+use wcs::queue::Dispatcher;
+use wcs::serve::{self, Running};
+use wcs::store::DynStore;
+
+pub fn test_config(database_url: &str) -> Config {
+    let env = [
+        ("DATABASE_URL", database_url),
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("CHARGEBEE_SITE", "acme-test"),
+        ("CHARGEBEE_API_KEY", "test_cb_key_0123456789"),
+        ("CHARGEBEE_WEBHOOK_USERNAME", "chargebee"),
+        ("CHARGEBEE_WEBHOOK_PASSWORD", "webhook-password-0123"),
+        ("WEBCRM_API_TOKEN", "00000000-0000-4000-8000-000000000001"),
+        ("WEBCRM_WEBHOOK_SECRET", "webcrm-hook-secret-0123456789"),
+        ("ADMIN_TOKEN", "admin-token-0123456789abcdef"),
+        ("SHUTDOWN_GRACE_SECS", "2"),
+    ];
+    RawConfig::from_sources(None, env.map(|(k, v)| (k.to_string(), v.to_string())))
+        .validate(Purpose::Serve)
+        .expect("valid test config")
+}
+
+struct TestApp {
+    running: Running,
+    client: reqwest::Client,
+    _db: TestDb,
+}
+
+impl TestApp {
+    async fn spawn_with(db: TestDb, store: DynStore) -> TestApp {
+        let config = Arc::new(test_config(&db.url));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = serve::start(
+            config,
+            store,
+            Arc::new(Dispatcher::new()),
+            listener,
+            CancellationToken::new(),
+        )
+        .unwrap();
+        TestApp {
+            running,
+            client: reqwest::Client::new(),
+            _db: db,
+        }
+    }
+
+    async fn spawn(backend: Backend) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        Self::spawn_with(db, store).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.addr)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+}
+
+async fn json(resp: reqwest::Response) -> Value {
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    resp.json().await.unwrap()
+}
+
+async fn healthz_answers_ok_with_a_request_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let resp = app.get("/healthz").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().contains_key("x-request-id"));
+    assert_eq!(json(resp).await["status"], "ok");
+}
+
+async fn readyz_is_ready_when_migrated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(json(resp).await["status"], "ready");
+}
+
+async fn readyz_is_503_with_a_reason_when_migrations_are_missing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.unmigrated_store().await;
+    let app = TestApp::spawn_with(db, store).await;
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(resp).await;
+    assert_eq!(body["code"], "unavailable");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("migrations not applied"),
+        "{body}"
+    );
+    // Liveness does not depend on the database.
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
+async fn readyz_is_503_while_shutting_down(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.running.shutdown.cancel();
+    // The listener stops accepting; a request racing the shutdown may see either a 503 or
+    // a refused connection, never a 200.
+    if let Ok(resp) = app.client.get(app.url("/readyz")).send().await {
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(5), app.running.wait())
+        .await
+        .expect("stops within the grace period")
+        .unwrap();
+}
+
+async fn unknown_path_is_a_json_404(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let resp = app.get("/nope").await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(resp).await["code"], "not_found");
+}
+
+async fn oversized_body_is_a_json_413(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let body = vec![b'x'; 2 * 1024 * 1024 + 1];
+    let resp = app
+        .client
+        .post(app.url("/healthz"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body = json(resp).await;
+    assert_eq!(body["code"], "payload_too_large");
+    assert!(body["message"].as_str().unwrap().contains("2097152"));
+}
+
+async fn wrong_method_is_a_json_405(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let resp = app
+        .client
+        .post(app.url("/healthz"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(json(resp).await["code"], "method_not_allowed");
+}
+
+async fn metrics_expose_requests_and_queue_gauges(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let queue = app.running.queue.clone();
+    let job = queue.job(
+        "test",
+        Some("products_items"),
+        "k".into(),
+        serde_json::json!({}),
+    );
+    // No worker handles "test" in this app; stop it from running by pausing the pairing.
+    queue
+        .store()
+        .set_pairing_paused("products_items", true, wcs::store::now_ms())
+        .await
+        .unwrap();
+    queue.enqueue(&job).await.unwrap();
+    app.get("/healthz").await;
+    let resp = app.get("/metrics").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"),
+        "{text}"
+    );
+    assert!(text.contains("http_request_duration_seconds_bucket"));
+    assert!(
+        text.contains("jobs{pairing=\"products_items\",state=\"pending\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("queue_lag_seconds"));
+}
+
+on_both_backends!(
+    healthz_answers_ok_with_a_request_id,
+    readyz_is_ready_when_migrated,
+    readyz_is_503_with_a_reason_when_migrations_are_missing,
+    readyz_is_503_while_shutting_down,
+    unknown_path_is_a_json_404,
+    oversized_body_is_a_json_413,
+    wrong_method_is_a_json_405,
+    metrics_expose_requests_and_queue_gauges,
+);
+
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_gone() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    app._db.drop_database().await;
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(resp).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("database"),
+        "{body}"
+    );
+}
