@@ -1,3 +1,4 @@
 pub fn placeholder() {}
 
 pub mod clients;
+pub mod sandbox;
