@@ -1058,3 +1058,103 @@ async fn webhooks_can_be_duplicated_and_reordered() {
     server.abort();
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn faults_apply_to_a_percentage_of_requests_of_one_operation() {
+    let (sb, client) = start().await;
+    client
+        .create_customer(&person("q-1", "q@example.com"), "q1")
+        .await
+        .unwrap();
+    sb.handle().inject(
+        Fault::server_error(500)
+            .percent(100)
+            .for_operation("customer.list"),
+    );
+    sb.handle().inject(
+        Fault::server_error(500)
+            .percent(0)
+            .for_operation("customer.retrieve"),
+    );
+    assert!(
+        client.retrieve_customer("q-1").await.is_ok(),
+        "0% never fires"
+    );
+    let err = client
+        .list_customers(&ListQuery::new(), None)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+    sb.handle().clear_faults();
+    assert!(client.list_customers(&ListQuery::new(), None).await.is_ok());
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn deleted_customers_are_gone_but_listed_with_include_deleted() {
+    let (sb, client) = start().await;
+    client
+        .create_customer(&person("x-1", "x@example.com"), "x1")
+        .await
+        .unwrap();
+    sb.handle().dashboard_delete("customer", "x-1").unwrap();
+    let err = client.retrieve_customer("x-1").await.unwrap_err();
+    assert!(matches!(err, ApiError::NotFound { .. }), "{err:?}");
+    let page = client
+        .list_customers(&ListQuery::new(), None)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+    let page = client
+        .list_customers(&ListQuery::new().include_deleted(true), None)
+        .await
+        .unwrap();
+    assert!(page.items[0].deleted);
+    assert_eq!(
+        sb.handle().events().pop().unwrap()["event_type"],
+        "customer_deleted"
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn writes_with_webhooks_disabled_are_recorded_but_not_delivered() {
+    let (sb, client) = start().await;
+    let (url, received, server) = receiver().await;
+    sb.handle().add_webhook_endpoint(&url, None, None);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/customers", sb.base_url()))
+        .basic_auth(sb.api_key(), Some(""))
+        .header("chargebee-event-webhook", "all-disabled")
+        .form(&[("id", "quiet")])
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    client
+        .create_customer(&person("loud", "l@example.com"), "loud")
+        .await
+        .unwrap();
+    assert!(
+        sb.handle()
+            .wait_for_deliveries(1, Duration::from_secs(5))
+            .await
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1["content"]["customer"]["id"], "loud");
+    let events = sb.handle().events();
+    assert_eq!(events[0]["webhook_status"], "skipped");
+
+    sb.handle()
+        .redeliver(events[1]["id"].as_str().unwrap())
+        .unwrap();
+    assert!(
+        sb.handle()
+            .wait_for_deliveries(2, Duration::from_secs(5))
+            .await
+    );
+    server.abort();
+    sb.shutdown().await;
+}

@@ -610,6 +610,55 @@ impl SandboxHandle {
         Ok(new_id)
     }
 
+    /// Queue an already recorded event for delivery again (a Chargebee retry or a manual
+    /// resend from the dashboard).
+    pub fn redeliver(&self, event_id: &str) -> Result<(), SbError> {
+        let event = self
+            .shared
+            .lock()
+            .events
+            .get(event_id)
+            .cloned()
+            .ok_or_else(|| SbError::not_found(format!("Event not found for id {event_id}")))?;
+        let _ = self.shared.outbox.send(Value::Object(event));
+        Ok(())
+    }
+
+    /// Delete a record outside the API, as Chargebee would: customers and orders get
+    /// `deleted: true` and disappear from retrieve and default lists; items, item prices and
+    /// item families are soft-deleted (`status: deleted`, `deleted: true`) and stay readable.
+    /// Emits `<resource>_deleted` (`source` = `admin_console`).
+    pub fn dashboard_delete(&self, resource: &str, id: &str) -> Result<Value, SbError> {
+        if !matches!(
+            resource,
+            "customer" | "order" | "item" | "item_price" | "item_family"
+        ) {
+            return Err(SbError::new(
+                400,
+                "invalid_request",
+                format!("{resource} cannot be deleted"),
+            ));
+        }
+        let mut st = self.shared.lock();
+        let mut data = st
+            .table(resource)
+            .and_then(|t| t.get(id))
+            .cloned()
+            .ok_or_else(|| SbError::not_found(format!("{resource} {id} not found")))?;
+        data.insert("deleted".into(), json!(true));
+        if resource != "customer" && resource != "order" {
+            data.insert("status".into(), json!("deleted"));
+        }
+        st.touch(&mut data);
+        if let Some(slot) = st.table_mut(resource).and_then(|t| t.get_mut(id)) {
+            *slot = data.clone();
+        }
+        let actor = self.shared.admin_actor();
+        st.emit_one(&format!("{resource}_deleted"), resource, &data, &actor);
+        self.shared.flush(&mut st);
+        Ok(Value::Object(data))
+    }
+
     /// Mark an invoice paid (as a recorded offline payment) and, like Chargebee with Orders
     /// enabled, optionally generate its order (`order_type` = `system_generated`, `source` =
     /// `system`). Returns the generated order.
@@ -857,7 +906,12 @@ async fn serve(
         actor: shared.api_actor(),
         currency: &shared.options.currency,
     };
+    st.suppress_webhooks = headers
+        .get("chargebee-event-webhook")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("all-disabled"));
     let result = ops::execute(&mut st, &ctx, op, id.as_deref(), &params);
+    st.suppress_webhooks = false;
     let response = match result {
         Ok(body) => {
             if op.is_write() {

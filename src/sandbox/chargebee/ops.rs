@@ -110,6 +110,11 @@ fn retrieve(state: &State, resource: &str, what: &str, id: Option<&str>) -> SbRe
         .and_then(|t| t.get(id))
         .cloned()
         .ok_or_else(|| not_found(what, id, None))?;
+    // Deleted customers and orders are purged: gone for retrieve, listed only with
+    // `include_deleted`. Catalogue records are soft-deleted and stay readable.
+    if matches!(resource, "customer" | "order") && data.get("deleted") == Some(&json!(true)) {
+        return Err(not_found(what, id, None));
+    }
     Ok(envelope(resource, data))
 }
 

@@ -374,6 +374,9 @@ pub struct State {
     pub faults: Vec<Fault>,
     /// Events waiting to be handed to the webhook sender.
     pub outbox: Vec<Value>,
+    /// Set for the duration of a request carrying `chargebee-event-webhook: all-disabled`:
+    /// its events are recorded but not delivered.
+    pub suppress_webhooks: bool,
     pub deliveries: Vec<Delivery>,
 }
 
@@ -464,6 +467,7 @@ impl State {
     pub fn emit(&mut self, event_type: &str, content: Map<String, Value>, actor: &Actor) -> Value {
         let id = random_id("ev_");
         let has_endpoints = !self.webhook_endpoints.is_empty();
+        let suppressed = has_endpoints && self.suppress_webhooks;
         let mut event = Map::new();
         event.insert("id".into(), json!(id));
         event.insert("occurred_at".into(), json!(self.now()));
@@ -477,7 +481,9 @@ impl State {
         event.insert("event_type".into(), json!(event_type));
         event.insert(
             "webhook_status".into(),
-            json!(if has_endpoints {
+            json!(if suppressed {
+                "skipped"
+            } else if has_endpoints {
                 "scheduled"
             } else {
                 "not_configured"
@@ -485,7 +491,7 @@ impl State {
         );
         let value = Value::Object(event.clone());
         self.insert("event", &id, event);
-        if has_endpoints {
+        if has_endpoints && !suppressed {
             self.outbox.push(value.clone());
         }
         value
