@@ -103,9 +103,11 @@ impl ApiError {
     ) -> ApiError {
         match status {
             429 => ApiError::RateLimited { retry_after },
+            // An overloaded server that names a wait is honoured like a 429.
+            503 if retry_after.is_some() => ApiError::RateLimited { retry_after },
             401 => ApiError::Unauthorized,
             404 => ApiError::NotFound { message },
-            408 | 500..=599 => ApiError::Transient(format!("HTTP {status}: {message}")),
+            408 | 425 | 500..=599 => ApiError::Transient(format!("HTTP {status}: {message}")),
             _ => ApiError::Rejected {
                 status,
                 api_error_code,
@@ -223,7 +225,9 @@ impl OutboundLimiter {
     pub async fn acquire(&self) {
         loop {
             if let Some(until) = self.current_pause() {
-                tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
+                // A little jitter so that the callers woken together do not stampede.
+                let jitter = Duration::from_millis(rand::rng().random_range(0..=250));
+                tokio::time::sleep_until(tokio::time::Instant::from_std(until) + jitter).await;
                 continue;
             }
             self.bucket.until_ready().await;
@@ -483,6 +487,12 @@ mod tests {
         assert_eq!(e(401), ApiError::Unauthorized);
         assert!(matches!(e(404), ApiError::NotFound { .. }));
         assert!(matches!(e(503), ApiError::Transient(_)));
+        assert_eq!(
+            ApiError::from_status(503, Some(Duration::from_secs(3)), None, None, "m".into()),
+            ApiError::RateLimited {
+                retry_after: Some(Duration::from_secs(3))
+            }
+        );
         assert!(matches!(e(400), ApiError::Rejected { status: 400, .. }));
         assert!(e(503).is_retryable());
         assert!(!e(400).is_retryable());

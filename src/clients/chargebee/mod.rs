@@ -129,7 +129,10 @@ pub fn classify_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> A
         Some("resource_not_found") => ApiError::NotFound { message },
         Some("api_authentication_failed" | "basic_authentication_failed") => ApiError::Unauthorized,
         Some("internal_temporary_error" | "internal_error" | "lock_timeout" | "site_not_ready") => {
-            ApiError::Transient(format!("HTTP {}: {message}", status.as_u16()))
+            match retry_after {
+                Some(_) => ApiError::RateLimited { retry_after },
+                None => ApiError::Transient(format!("HTTP {}: {message}", status.as_u16())),
+            }
         }
         _ => ApiError::from_status(status.as_u16(), retry_after, code, param, message),
     }
