@@ -841,10 +841,7 @@ fn invoice_create(
         }
     }
     if let Some(note) = params.str("invoice_note") {
-        inv.insert(
-            "notes".into(),
-            json!([{ "entity_type": "tax", "note": note }]),
-        );
+        inv.insert("notes".into(), json!([{ "note": note }]));
     }
     merge_address(&mut inv, op, params, "shipping_address");
     if let Some(b) = customer.get("billing_address") {
