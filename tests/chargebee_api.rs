@@ -1158,3 +1158,51 @@ async fn writes_with_webhooks_disabled_are_recorded_but_not_delivered() {
     server.abort();
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn requests_outside_the_api_surface_get_chargebee_errors() {
+    let (sb, client) = start().await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", sb.base_url()))
+            .basic_auth(sb.api_key(), Some(""))
+            .send()
+    };
+    let resp = get("/customers?limit=101").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["param"], "limit");
+    let resp = get("/customers?mrr%5Bis%5D=1").await.unwrap();
+    assert_eq!(resp.status(), 400, "unknown filters are refused");
+    let resp = get("/subscriptions").await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = http
+        .delete(format!("{}/customers/x", sb.base_url()))
+        .basic_auth(sb.api_key(), Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let resp = http
+        .get(format!("{}/customers", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["api_error_code"], "api_authentication_failed");
+    let err = client
+        .list_customers(&ListQuery::new().param("offset", "not-a-cursor"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.param(), Some("offset"));
+    let options = format!(
+        "{:?}",
+        SandboxOptions {
+            api_key: Some("test_secret".into()),
+            ..Default::default()
+        }
+    );
+    assert!(!options.contains("test_secret"));
+    sb.shutdown().await;
+}

@@ -47,15 +47,25 @@ use state::{Actor, State};
 pub const API_PREFIX: &str = "/api/v2";
 
 /// A webhook endpoint configured at start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookTarget {
     pub url: Url,
     pub username: Option<String>,
     pub password: Option<String>,
 }
 
+impl std::fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookTarget")
+            .field("url", &self.url.as_str())
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
 /// How to start a sandbox.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SandboxOptions {
     /// Shown by `site()`; not used for routing.
     pub site: String,
@@ -73,6 +83,19 @@ pub struct SandboxOptions {
     pub webhook: Option<WebhookTarget>,
     /// How long an idempotency key is remembered (Chargebee documents 30 minutes).
     pub idempotency_window: Duration,
+}
+
+impl std::fmt::Debug for SandboxOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxOptions")
+            .field("site", &self.site)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("api_key_name", &self.api_key_name)
+            .field("currency", &self.currency)
+            .field("bind", &self.bind)
+            .field("webhook", &self.webhook)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SandboxOptions {

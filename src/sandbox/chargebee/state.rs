@@ -344,10 +344,19 @@ pub struct Delivery {
 }
 
 /// Stored webhook endpoint credentials (never emitted by the API).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct EndpointAuth {
     pub username: Option<String>,
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for EndpointAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointAuth")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 /// Everything the sandbox remembers.
