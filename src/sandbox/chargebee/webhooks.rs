@@ -15,7 +15,7 @@ use super::state::{Delivery, State};
 pub struct WebhookFaults {
     /// Deliver every event twice.
     pub duplicate: bool,
-    /// Collect up to this many events (waiting at most 100 ms) and deliver them in reverse
+    /// Collect up to this many events (waiting at most 500 ms) and deliver them in reverse
     /// order. 0 or 1: in order.
     pub reorder_window: usize,
 }
@@ -147,7 +147,7 @@ pub async fn run(
             .reorder_window;
         let mut batch = vec![first];
         if window > 1 {
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
             while batch.len() < window {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(ev)) => batch.push(ev),
