@@ -594,3 +594,52 @@ fn checker_reports_unknown_properties_and_params() {
     );
     assert!(invoice.contains_key("charges[amount]"));
 }
+
+fn dto_fields<T: serde::Serialize + Default>() -> Vec<String> {
+    serde_json::to_value(T::default())
+        .ok()
+        .and_then(|v| v.as_object().map(|m| m.keys().cloned().collect()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn client_dto_fields_exist_in_the_spec() {
+    let Some(spec) = load_spec() else { return };
+    let checks: Vec<(&str, Vec<String>)> = vec![
+        ("Customer", dto_fields::<Customer>()),
+        ("Customer.BillingAddress", dto_fields::<Address>()),
+        ("Order.ShippingAddress", dto_fields::<Address>()),
+        ("ItemFamily", dto_fields::<ItemFamily>()),
+        ("Item", dto_fields::<Item>()),
+        ("ItemPrice", dto_fields::<ItemPrice>()),
+        ("Invoice", dto_fields::<Invoice>()),
+        ("Invoice.LineItem", dto_fields::<InvoiceLineItem>()),
+        ("Invoice.LinkedOrder", dto_fields::<LinkedOrder>()),
+        ("Order", dto_fields::<Order>()),
+        ("Order.OrderLineItem", dto_fields::<OrderLineItem>()),
+        ("Order.LineItemTax", dto_fields::<LineItemTax>()),
+        ("Event", dto_fields::<Event>()),
+        ("WebhookEndpoint", dto_fields::<WebhookEndpoint>()),
+        ("BusinessEntity", dto_fields::<BusinessEntity>()),
+        (
+            "BusinessEntityTransfer",
+            dto_fields::<BusinessEntityTransfer>(),
+        ),
+        ("Error", dto_fields::<ErrorBody>()),
+    ];
+    let mut problems = Vec::new();
+    for (schema, fields) in checks {
+        assert!(!fields.is_empty(), "{schema}: no fields serialised");
+        let props = &spec["components"]["schemas"][schema]["properties"];
+        for f in fields {
+            // `error_param` is the legacy twin of `param` in the SDK error classes.
+            if props.get(&f).is_none() && !(schema == "Error" && f == "error_param") {
+                problems.push(format!("{schema}.{f}"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "DTO fields not in the spec: {problems:?}"
+    );
+}
