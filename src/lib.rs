@@ -1,9 +1,11 @@
 //! webcrm-chargebee-sync: two-way sync between webCRM and Chargebee.
 
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod http;
 pub mod queue;
+pub mod sandbox;
 pub mod serve;
 pub mod store;
 pub mod telemetry;
