@@ -1,1 +1,4 @@
+pub mod clients;
+pub mod sandbox;
+
 pub fn placeholder() {}

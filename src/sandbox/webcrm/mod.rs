@@ -1,0 +1,1 @@
+//! In-memory emulator of the webCRM REST API.
