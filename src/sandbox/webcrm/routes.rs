@@ -102,13 +102,19 @@ fn empty_ok() -> Response {
 
 impl IntoResponse for Reject {
     fn into_response(self) -> Response {
-        json_response(self.status, &self.body)
+        let mut resp = json_response(self.status, &self.body);
+        if self.unrouted {
+            resp.headers_mut()
+                .insert(UNROUTED_HEADER, HeaderValue::from_static("1"));
+        }
+        resp
     }
 }
 
 fn parse_id(raw: &str) -> Result<i64, Reject> {
-    raw.parse::<i64>()
-        .map_err(|_| Reject::not_found(format!("no resource at id {raw:?}")))
+    // A non-numeric segment is another webCRM route (e.g. `/Persons/LinkedData`) that the
+    // sandbox does not serve.
+    raw.parse::<i64>().map_err(|_| Reject::unrouted())
 }
 
 fn parse_body(bytes: &[u8]) -> Result<Value, Reject> {
@@ -261,13 +267,7 @@ fn unauthorized(reason: &str) -> Response {
 }
 
 async fn fallback() -> Response {
-    let mut resp = json_response(
-        404,
-        &json!({"Message": "No HTTP resource was found that matches the request URI."}),
-    );
-    resp.headers_mut()
-        .insert(UNROUTED_HEADER, HeaderValue::from_static("1"));
-    resp
+    Reject::unrouted().into_response()
 }
 
 // ----- handlers ---------------------------------------------------------------------------

@@ -28,6 +28,8 @@ pub struct Reject {
     pub status: u16,
     /// JSON body.
     pub body: Value,
+    /// The path matches no webCRM route (answered like the router's fallback).
+    pub unrouted: bool,
 }
 
 impl Reject {
@@ -35,6 +37,7 @@ impl Reject {
         Reject {
             status: 400,
             body: json!({"Message": message.into(), "Type": "BadRequestException"}),
+            unrouted: false,
         }
     }
     pub(super) fn invalid_field(field: &str, message: impl Into<String>) -> Reject {
@@ -44,12 +47,21 @@ impl Reject {
                 "Message": "The request is invalid.",
                 "errors": { field: [message.into()] }
             }),
+            unrouted: false,
         }
     }
     pub(super) fn not_found(message: impl Into<String>) -> Reject {
         Reject {
             status: 404,
             body: json!({"Message": message.into(), "Type": "NotFoundException"}),
+            unrouted: false,
+        }
+    }
+    pub(super) fn unrouted() -> Reject {
+        Reject {
+            status: 404,
+            body: json!({"Message": "No HTTP resource was found that matches the request URI."}),
+            unrouted: true,
         }
     }
 }
