@@ -404,3 +404,29 @@ async fn sandbox_shuts_down_cleanly() {
     sandbox.shutdown().await;
     assert!(reqwest::get(format!("{base}/Persons")).await.is_err());
 }
+
+#[tokio::test]
+async fn percentage_faults_and_latency_apply_until_cleared() {
+    let (sandbox, client) = start(WebcrmSandboxOptions::default()).await;
+    client.ensure_logged_in().await.expect("login");
+    let state = sandbox.state();
+    state.fail_percent(100, wcs::sandbox::webcrm::Fault::ServerError(502));
+    let err = client.persons_page(1, 1).await.expect_err("always failing");
+    assert!(matches!(err, ApiError::Transient(_)), "{err:?}");
+    state.clear_faults();
+    client.persons_page(1, 1).await.expect("works again");
+
+    state.fail_next(
+        1,
+        wcs::sandbox::webcrm::Fault::Latency(Duration::from_millis(250)),
+    );
+    let started = std::time::Instant::now();
+    client.persons_page(1, 1).await.expect("slow but fine");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+
+    // An injected 401 makes the client log in again and succeed.
+    let logins = state.login_count();
+    state.fail_next(1, wcs::sandbox::webcrm::Fault::Unauthorized);
+    client.persons_page(1, 1).await.expect("after re-login");
+    assert_eq!(state.login_count(), logins + 1);
+}
