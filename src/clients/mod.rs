@@ -3,3 +3,4 @@
 
 pub mod chargebee;
 pub mod outbound;
+pub mod webcrm;
