@@ -35,12 +35,28 @@ pub enum Command {
     Migrate,
     /// Validate the configuration and list every setting (secrets masked).
     Check,
+    /// Run the Chargebee and webCRM API emulators standalone and print how to reach them.
+    Sandbox {
+        /// Chargebee sandbox port (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        chargebee_port: u16,
+        /// webCRM sandbox port (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        webcrm_port: u16,
+    },
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
     let raw = RawConfig::load(cli.config.as_deref());
     match cli.command {
         Command::Check => check(&raw),
+        Command::Sandbox {
+            chargebee_port,
+            webcrm_port,
+        } => match sandbox(chargebee_port, webcrm_port).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("{e:#}")),
+        },
         Command::Migrate => {
             let config = match raw.validate(Purpose::Migrate) {
                 Ok(c) => c,
@@ -73,6 +89,50 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+async fn sandbox(chargebee_port: u16, webcrm_port: u16) -> anyhow::Result<()> {
+    use crate::sandbox::chargebee::{ChargebeeSandbox, SandboxOptions};
+    use crate::sandbox::webcrm::{WebcrmSandbox, WebcrmSandboxOptions};
+    telemetry::init_logging("warn", crate::config::LogFormat::Pretty);
+    let chargebee = ChargebeeSandbox::start(SandboxOptions {
+        bind: std::net::SocketAddr::from(([127, 0, 0, 1], chargebee_port)),
+        ..SandboxOptions::default()
+    })
+    .await?;
+    let webcrm = WebcrmSandbox::start(WebcrmSandboxOptions {
+        port: webcrm_port,
+        ..WebcrmSandboxOptions::default()
+    })
+    .await?;
+    println!("Chargebee sandbox: {}", chargebee.base_url());
+    println!(
+        "  site {}, API key {} (HTTP Basic user, empty password)",
+        chargebee.site(),
+        chargebee.api_key()
+    );
+    println!("webCRM sandbox:    {}", webcrm.base_url());
+    println!(
+        "  API token {} (POST /Auth/ApiLogin with authCode)",
+        webcrm.api_token()
+    );
+    println!("\nPoint the service at them with:");
+    println!(
+        "  CHARGEBEE_BASE_URL={} CHARGEBEE_SITE={} CHARGEBEE_API_KEY={} \\",
+        chargebee.base_url(),
+        chargebee.site(),
+        chargebee.api_key()
+    );
+    println!(
+        "  WEBCRM_BASE_URL={} WEBCRM_API_TOKEN={}",
+        webcrm.base_url(),
+        webcrm.api_token()
+    );
+    println!("\nIn-memory state; Ctrl-C stops both.");
+    serve::wait_for_signal().await;
+    chargebee.shutdown().await;
+    webcrm.shutdown().await;
+    Ok(())
 }
 
 fn check(raw: &RawConfig) -> ExitCode {

@@ -284,12 +284,32 @@ pub struct ChargebeeSettings {
     pub rate_limit_per_minute: u32,
 }
 
+impl ChargebeeSettings {
+    pub fn client_config(&self) -> crate::clients::chargebee::ChargebeeClientConfig {
+        let mut c = crate::clients::chargebee::ChargebeeClientConfig::new(
+            self.base_url.clone(),
+            self.api_key.clone(),
+        );
+        c.rate_limit_per_minute = self.rate_limit_per_minute;
+        c
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WebcrmSettings {
     pub api_token: SecretString,
     pub base_url: Url,
     pub webhook_secret: SecretString,
     pub rate_limit_per_minute: u32,
+}
+
+impl WebcrmSettings {
+    pub fn client_config(&self) -> crate::clients::webcrm::WebcrmClientConfig {
+        let mut c = crate::clients::webcrm::WebcrmClientConfig::new(self.api_token.clone());
+        c.base_url = self.base_url.as_str().trim_end_matches('/').to_string();
+        c.rate_limit_per_minute = self.rate_limit_per_minute;
+        c
+    }
 }
 
 #[derive(Debug, Clone)]

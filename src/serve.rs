@@ -119,7 +119,8 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     running.wait().await
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

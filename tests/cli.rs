@@ -190,3 +190,58 @@ async fn serve_answers_and_exits_cleanly_on_sigterm(backend: Backend) {
 }
 
 on_both_backends!(serve_answers_and_exits_cleanly_on_sigterm);
+
+#[tokio::test]
+async fn sandbox_command_serves_both_apis_and_prints_their_credentials() {
+    use std::io::{BufRead, BufReader};
+    let mut child = command()
+        .arg("sandbox")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.starts_with("In-memory state"))
+            .collect()
+    })
+    .await
+    .unwrap();
+    let value_of = |key: &str| -> String {
+        lines
+            .iter()
+            .flat_map(|l| l.split_whitespace())
+            .find_map(|w| w.strip_prefix(&format!("{key}=")).map(str::to_string))
+            .unwrap_or_else(|| panic!("{key} not printed: {lines:?}"))
+    };
+    let client = reqwest::Client::new();
+    let customers = client
+        .get(format!("{}/customers", value_of("CHARGEBEE_BASE_URL")))
+        .basic_auth(value_of("CHARGEBEE_API_KEY"), Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(customers.status(), 200);
+    let body: serde_json::Value = customers.json().await.unwrap();
+    assert!(body["list"].is_array(), "{body}");
+    let login = client
+        .post(format!("{}/Auth/ApiLogin", value_of("WEBCRM_BASE_URL")))
+        .form(&[("authCode", value_of("WEBCRM_API_TOKEN"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let body: serde_json::Value = login.json().await.unwrap();
+    assert!(body["AccessToken"].is_string(), "{body}");
+
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
