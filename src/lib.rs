@@ -1,5 +1,6 @@
 //! webcrm-chargebee-sync: two-way sync between webCRM and Chargebee.
 
+pub mod admin;
 pub mod cli;
 pub mod clients;
 pub mod config;

@@ -5,6 +5,7 @@
 //! Instants are stored as unix milliseconds (`BIGINT`/`INTEGER`) in both backends and passed
 //! in by the caller, so the two backends behave identically and tests control the clock.
 
+pub mod admin;
 mod postgres;
 mod sqlite;
 
@@ -139,8 +140,9 @@ pub struct JobCount {
     pub count: i64,
 }
 
+/// The admin API's reads and steering live in [`admin::AdminStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: admin::AdminStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations (forward only). Safe to run from several processes at once.

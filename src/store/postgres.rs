@@ -55,3 +55,5 @@ super::impl_store!(
     MIGRATOR,
     "select to_regclass('_sqlx_migrations') is not null"
 );
+
+super::admin::impl_admin_store!(PgStore);

@@ -93,3 +93,5 @@ super::impl_store!(
     MIGRATOR,
     "select count(*) > 0 from sqlite_master where type = 'table' and name = '_sqlx_migrations'"
 );
+
+super::admin::impl_admin_store!(SqliteStore);

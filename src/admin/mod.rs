@@ -1,0 +1,138 @@
+//! The admin REST API under `/admin/v1`: see and steer the sync (links, jobs, conflicts,
+//! pending actions, inbound events, pairings). Bearer-token authenticated (`ADMIN_TOKEN`,
+//! several comma-separated for rotation), JSON in and out, instants as RFC 3339 in UTC.
+//! `GET /admin/v1/openapi.json` serves the OpenAPI document generated from the handlers
+//! below; it needs no token (it describes the API, it reveals no data).
+
+mod auth;
+mod conflicts;
+mod events;
+mod jobs;
+mod links;
+mod pairings;
+mod params;
+mod pending;
+mod status;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+pub use auth::Admin;
+pub use params::Pairing;
+
+use crate::http::AppState;
+
+/// The error body of every endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    /// Machine-readable: `bad_request`, `unauthorized`, `not_found`, `conflict`, `internal`, …
+    pub code: String,
+    /// What was wrong; for bad input it names the parameter.
+    pub message: String,
+}
+
+/// The admin routes, relative to `/admin/v1`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/status", get(status::status))
+        .route("/links", get(links::list).post(links::create))
+        .route("/links/{id}", get(links::get).delete(links::delete))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/retry-dead", post(jobs::retry_dead))
+        .route("/jobs/{id}", get(jobs::get).delete(jobs::discard))
+        .route("/jobs/{id}/retry", post(jobs::retry))
+        .route("/conflicts", get(conflicts::list))
+        .route("/conflicts/{id}", get(conflicts::get))
+        .route("/conflicts/{id}/resolve", post(conflicts::resolve))
+        .route("/pending-actions", get(pending::list))
+        .route("/pending-actions/{id}", get(pending::get))
+        .route("/pending-actions/{id}/dismiss", post(pending::dismiss))
+        .route("/events", get(events::list))
+        .route("/events/{id}", get(events::get))
+        .route("/pairings/{name}/pause", post(pairings::pause))
+        .route("/pairings/{name}/resume", post(pairings::resume))
+        .route("/pairings/{name}/resync", post(pairings::resync))
+        .route(
+            "/pairings/{name}/resync/{job_id}",
+            get(pairings::resync_status),
+        )
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "webcrm-chargebee-sync admin API",
+        description = "See and steer the webCRM–Chargebee sync: links, jobs, conflicts, \
+            pending actions, inbound events and pairings. Every endpoint takes \
+            `Authorization: Bearer <ADMIN_TOKEN>`. Instants are RFC 3339 in UTC. Lists are \
+            newest first and paged with `limit` and the `next_cursor` of the previous page."
+    ),
+    servers((url = "/admin/v1")),
+    paths(
+        status::status,
+        links::list,
+        links::get,
+        links::create,
+        links::delete,
+        jobs::list,
+        jobs::get,
+        jobs::retry,
+        jobs::retry_dead,
+        jobs::discard,
+        conflicts::list,
+        conflicts::get,
+        conflicts::resolve,
+        pending::list,
+        pending::get,
+        pending::dismiss,
+        events::list,
+        events::get,
+        pairings::pause,
+        pairings::resume,
+        pairings::resync,
+        pairings::resync_status,
+    ),
+    components(schemas(ErrorResponse)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "status", description = "Pairings, queue, polls and budgets at a glance"),
+        (name = "links", description = "Which records are linked; why a record did (not) sync"),
+        (name = "jobs", description = "The job queue: list, retry, discard"),
+        (name = "conflicts", description = "Fields both sides changed; pick the side to keep"),
+        (name = "pending-actions", description = "Changes a target API cannot accept"),
+        (name = "events", description = "The inbound webhook log"),
+        (name = "pairings", description = "Pause, resume and resync a pairing"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("One of the tokens in ADMIN_TOKEN"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
