@@ -574,6 +574,9 @@ async fn links_list_filters_and_pages_newest_first(backend: Backend) {
     assert_eq!(first["tombstoned_at"], Value::Null);
     assert!(body["items"][1]["tombstoned_at"].is_string());
 
+    // Empty filters and cursors mean "not given".
+    let unfiltered = json_of(app.get("/links?webcrm_id=&chargebee_id=%20&cursor=").await).await;
+    assert_eq!(ids(&unfiltered), vec![c, b, a]);
     let by_pairing = json_of(app.get("/links?pairing=persons_customers").await).await;
     assert_eq!(ids(&by_pairing), vec![b, a]);
     let by_webcrm = json_of(app.get("/links?webcrm_id=1").await).await;
@@ -603,7 +606,7 @@ async fn links_list_rejects_bad_parameters_naming_them(backend: Backend) {
         ("cursor=%21%21", "cursor"),
         ("pairing=contacts_customers", "pairing"),
         ("tombstoned=maybe", "tombstoned"),
-        ("webcrm_id=", "webcrm_id"),
+        ("webcrm_id=a%01", "webcrm_id"),
         ("chargebee_id=a%00b", "chargebee_id"),
         ("pairng=persons_customers", "pairng"),
     ] {
@@ -852,7 +855,7 @@ async fn jobs_list_and_get_reject_bad_input_and_unknown_ids(backend: Backend) {
         ("limit=-1", "limit"),
         ("limit=100000", "limit"),
         ("cursor=zzz", "cursor"),
-        ("kind=%0A", "kind"),
+        ("kind=a%0Ab", "kind"),
     ] {
         assert_bad(app.get(&format!("/jobs?{query}")).await, param).await;
     }
@@ -1253,6 +1256,8 @@ async fn events_list_filters_by_source_type_outcome_and_time_without_bodies(back
     assert_eq!(ids(&cb), vec![c, a]);
     let t = json_of(app.get("/events?type=PersonUpdated").await).await;
     assert_eq!(ids(&t), vec![b]);
+    let unfiltered = json_of(app.get("/events?type=&outcome=&since=&until=").await).await;
+    assert_eq!(ids(&unfiltered), vec![c, b, a]);
     let rejected = json_of(app.get("/events?outcome=rejected").await).await;
     assert_eq!(ids(&rejected), vec![c]);
     let since = json_of(app.get("/events?since=2025-11-25T10:01:00Z").await).await;
@@ -1287,7 +1292,7 @@ async fn events_reject_bad_filters_and_unknown_ids(backend: Backend) {
         ("source=stripe", "source"),
         ("since=yesterday", "since"),
         ("until=2025-13-01T00:00:00Z", "until"),
-        ("type=", "type"),
+        ("type=%1F", "type"),
         ("outcome=%07", "outcome"),
         ("limit=0", "limit"),
         ("cursor=abc", "cursor"),
@@ -1371,7 +1376,11 @@ async fn pairing_resync_enqueues_a_resync_job_and_reports_its_state(backend: Bac
     assert_eq!(status["dry_run"], true);
     assert_eq!(status["pairing"], "persons_customers");
 
-    // A second request while one waits folds into it (no body: a real run).
+    // A second request while one waits folds into it (no body or `null`: a real run).
+    let resp = app
+        .post_raw("/pairings/persons_customers/resync", "null")
+        .await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let resp = app.post_empty("/pairings/persons_customers/resync").await;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     assert_eq!(json_of(resp).await["job_id"], job_id);

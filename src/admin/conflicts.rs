@@ -82,7 +82,7 @@ pub struct ConflictQuery {
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (empty: the first page).
     pub cursor: Option<String>,
 }
 
@@ -102,7 +102,7 @@ pub struct Resolved {
 
 /// List conflicts, newest first (open ones unless `resolved=true`).
 #[utoipa::path(
-    get, path = "/conflicts", tag = "conflicts",
+    get, path = "/conflicts", operation_id = "list_conflicts", tag = "conflicts",
     params(ConflictQuery),
     responses(
         (status = 200, description = "A page of conflicts", body = ConflictPage),
@@ -130,7 +130,7 @@ pub async fn list(
 
 /// One conflict.
 #[utoipa::path(
-    get, path = "/conflicts/{id}", tag = "conflicts",
+    get, path = "/conflicts/{id}", operation_id = "get_conflict", tag = "conflicts",
     params(("id" = i64, Path, description = "Conflict id")),
     responses(
         (status = 200, description = "The conflict", body = ConflictDto),
@@ -155,7 +155,7 @@ pub async fn get(
 /// Resolve a conflict by picking the side to keep. Records the resolution and enqueues a
 /// sync job for the link; the merge then writes the kept value to the other side.
 #[utoipa::path(
-    post, path = "/conflicts/{id}/resolve", tag = "conflicts",
+    post, path = "/conflicts/{id}/resolve", operation_id = "resolve_conflict", tag = "conflicts",
     params(("id" = i64, Path, description = "Conflict id")),
     request_body = ResolveBody,
     responses(

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Admin;
 use super::params::{
-    lookahead, not_found, opt_text, page, paged, parse_instant, time, IdPath, Side,
+    lookahead, not_found, opt_text, page, paged, parse_opt_instant, time, IdPath, Side,
 };
 use super::ErrorResponse;
 use crate::http::{ApiError, AppState};
@@ -69,26 +69,30 @@ pub struct EventPage {
 pub struct EventQuery {
     /// Only events from this system.
     pub source: Option<Side>,
-    /// Only events of this type (e.g. `customer_changed`).
+    /// Only events of this type (e.g. `customer_changed`; empty: any).
     #[serde(rename = "type")]
     #[param(rename = "type")]
+    #[param(max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub event_type: Option<String>,
-    /// Only events with this outcome (e.g. `rejected`).
+    /// Only events with this outcome (e.g. `rejected`; empty: any).
+    #[param(max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub outcome: Option<String>,
-    /// Received at or after: RFC 3339 or unix milliseconds.
+    /// Received at or after: RFC 3339 or unix milliseconds (empty: no bound).
+    #[param(example = "2026-11-25T10:00:00Z")]
     pub since: Option<String>,
-    /// Received before: RFC 3339 or unix milliseconds.
+    /// Received before: RFC 3339 or unix milliseconds (empty: no bound).
+    #[param(example = "1764064800000")]
     pub until: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (empty: the first page).
     pub cursor: Option<String>,
 }
 
 /// List inbound events, newest first, without bodies.
 #[utoipa::path(
-    get, path = "/events", tag = "events",
+    get, path = "/events", operation_id = "list_events", tag = "events",
     params(EventQuery),
     responses(
         (status = 200, description = "A page of events", body = EventPage),
@@ -106,16 +110,8 @@ pub async fn list(
         source: q.source.map(|s| s.as_str().to_string()),
         event_type: opt_text("type", q.event_type.as_deref())?,
         outcome: opt_text("outcome", q.outcome.as_deref())?,
-        since: q
-            .since
-            .as_deref()
-            .map(|v| parse_instant("since", v))
-            .transpose()?,
-        until: q
-            .until
-            .as_deref()
-            .map(|v| parse_instant("until", v))
-            .transpose()?,
+        since: parse_opt_instant("since", q.since.as_deref())?,
+        until: parse_opt_instant("until", q.until.as_deref())?,
     };
     let rows = state
         .store
@@ -130,7 +126,7 @@ pub async fn list(
 
 /// One inbound event with its body.
 #[utoipa::path(
-    get, path = "/events/{id}", tag = "events",
+    get, path = "/events/{id}", operation_id = "get_event", tag = "events",
     params(("id" = i64, Path, description = "Event id (ours, not the sender's)")),
     responses(
         (status = 200, description = "The event", body = EventDetail),

@@ -106,12 +106,13 @@ pub struct JobQuery {
     pub state: Option<JobStateName>,
     /// Only jobs of this pairing.
     pub pairing: Option<Pairing>,
-    /// Only jobs of this kind (`sync`, `resync`, …).
+    /// Only jobs of this kind (`sync`, `resync`, …; empty: any).
+    #[param(max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub kind: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (empty: the first page).
     pub cursor: Option<String>,
 }
 
@@ -142,7 +143,7 @@ pub struct RetriedDead {
 
 /// List jobs, newest first, with their last error.
 #[utoipa::path(
-    get, path = "/jobs", tag = "jobs",
+    get, path = "/jobs", operation_id = "list_jobs", tag = "jobs",
     params(JobQuery),
     responses(
         (status = 200, description = "A page of jobs", body = JobPage),
@@ -171,7 +172,7 @@ pub async fn list(
 
 /// One job.
 #[utoipa::path(
-    get, path = "/jobs/{id}", tag = "jobs",
+    get, path = "/jobs/{id}", operation_id = "get_job", tag = "jobs",
     params(("id" = i64, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job", body = JobDto),
@@ -196,7 +197,7 @@ pub async fn get(
 
 /// Retry a failed or dead job now, with its attempts reset.
 #[utoipa::path(
-    post, path = "/jobs/{id}/retry", tag = "jobs",
+    post, path = "/jobs/{id}/retry", operation_id = "retry_job", tag = "jobs",
     params(("id" = i64, Path, description = "Job id")),
     responses(
         (status = 200, description = "The job is pending and due now", body = RetriedJob),
@@ -235,7 +236,7 @@ pub async fn retry(
 
 /// Retry every dead job of a pairing now, with attempts reset.
 #[utoipa::path(
-    post, path = "/jobs/retry-dead", tag = "jobs",
+    post, path = "/jobs/retry-dead", operation_id = "retry_dead_jobs", tag = "jobs",
     params(RetryDeadQuery),
     responses(
         (status = 200, description = "How many dead jobs were retried", body = RetriedDead),
@@ -258,7 +259,7 @@ pub async fn retry_dead(
 
 /// Discard a job that no worker holds.
 #[utoipa::path(
-    delete, path = "/jobs/{id}", tag = "jobs",
+    delete, path = "/jobs/{id}", operation_id = "discard_job", tag = "jobs",
     params(("id" = i64, Path, description = "Job id")),
     responses(
         (status = 204, description = "Discarded"),

@@ -114,16 +114,18 @@ pub struct LinkPage {
 pub struct LinkQuery {
     /// Only links of this pairing.
     pub pairing: Option<Pairing>,
-    /// Only the link of this webCRM record id.
+    /// Only the link of this webCRM record id (empty: any).
+    #[param(max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub webcrm_id: Option<String>,
-    /// Only the link of this Chargebee record id.
+    /// Only the link of this Chargebee record id (empty: any).
+    #[param(max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub chargebee_id: Option<String>,
     /// `true`: only tombstoned links; `false`: only live ones.
     pub tombstoned: Option<bool>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (empty: the first page).
     pub cursor: Option<String>,
 }
 
@@ -132,15 +134,23 @@ pub struct LinkQuery {
 #[serde(deny_unknown_fields)]
 pub struct NewLinkBody {
     pub pairing: Pairing,
-    #[schema(min_length = 1, max_length = 256)]
+    /// The webCRM record id (surrounding blanks are dropped).
+    #[schema(
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub webcrm_id: String,
-    #[schema(min_length = 1, max_length = 256)]
+    /// The Chargebee record id (surrounding blanks are dropped).
+    #[schema(
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub chargebee_id: String,
 }
 
 /// List links, newest first.
 #[utoipa::path(
-    get, path = "/links", tag = "links",
+    get, path = "/links", operation_id = "list_links", tag = "links",
     params(LinkQuery),
     responses(
         (status = 200, description = "A page of links", body = LinkPage),
@@ -170,7 +180,7 @@ pub async fn list(
 
 /// One link with its snapshot and recent sync-log entries ("why did this sync, or not").
 #[utoipa::path(
-    get, path = "/links/{id}", tag = "links",
+    get, path = "/links/{id}", operation_id = "get_link", tag = "links",
     params(("id" = i64, Path, description = "Link id")),
     responses(
         (status = 200, description = "The link", body = LinkDetail),
@@ -202,11 +212,17 @@ pub async fn get(
 
 /// Link two existing records by hand (e.g. when the first-sync matching found none, or two).
 #[utoipa::path(
-    post, path = "/links", tag = "links",
+    post, path = "/links", operation_id = "create_link", tag = "links",
     request_body = NewLinkBody,
     responses(
         (status = 201, description = "Linked", body = LinkDto,
-         headers(("location" = String, description = "The new link's URL"))),
+         headers(("location" = String, description = "The new link's URL")),
+         links(
+             ("GetLink" = (operation_id = "get_link",
+                           parameters(("id" = "$response.body#/id")))),
+             ("DeleteLink" = (operation_id = "delete_link",
+                              parameters(("id" = "$response.body#/id")))),
+         )),
         (status = 400, description = "A bad body", body = ErrorResponse),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
         (status = 409, description = "One of the records is already linked in the pairing",
@@ -269,7 +285,7 @@ pub async fn create(
 
 /// Unlink: the two records stay as they are and are no longer kept in sync with each other.
 #[utoipa::path(
-    delete, path = "/links/{id}", tag = "links",
+    delete, path = "/links/{id}", operation_id = "delete_link", tag = "links",
     params(("id" = i64, Path, description = "Link id")),
     responses(
         (status = 204, description = "Unlinked"),

@@ -21,7 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 pub use auth::Admin;
-pub use params::Pairing;
+pub use params::{Pairing, Side};
 
 use crate::http::AppState;
 
@@ -96,7 +96,7 @@ pub fn routes() -> Router<AppState> {
         pairings::resync,
         pairings::resync_status,
     ),
-    components(schemas(ErrorResponse)),
+    components(schemas(ErrorResponse, Pairing, Side, jobs::JobStateName)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -128,11 +128,64 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI document of this API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The OpenAPI document of this API, as served.
+pub fn openapi() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    camel_case_links(&mut doc);
+    doc
 }
 
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+/// utoipa 5 writes a response link's `operationId`/`operationRef` in snake case; OpenAPI
+/// tools ignore those names and then see a link without a target.
+fn camel_case_links(doc: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(Value::as_object_mut))
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links").and_then(Value::as_object_mut))
+        .flat_map(|links| links.values_mut())
+        .filter_map(Value::as_object_mut);
+    for link in links {
+        for (from, to) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+        ] {
+            if let Some(v) = link.remove(from) {
+                link.insert(to.to_string(), v);
+            }
+        }
+    }
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    #[test]
+    fn openapi_operation_ids_are_unique_and_links_name_their_target() {
+        let doc = super::openapi();
+        let mut ids = HashSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap();
+                assert!(ids.insert(id.to_string()), "{method} {path}: {id} twice");
+                for response in op["responses"].as_object().unwrap().values() {
+                    for (name, link) in response["links"].as_object().into_iter().flatten() {
+                        let target = link["operationId"].as_str().unwrap_or_default();
+                        assert!(!target.is_empty(), "{method} {path} link {name}: {link}");
+                    }
+                }
+            }
+        }
+    }
 }

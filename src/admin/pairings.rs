@@ -84,7 +84,7 @@ async fn set_paused(
 
 /// Pause a pairing: its jobs stay queued and no worker runs them until it is resumed.
 #[utoipa::path(
-    post, path = "/pairings/{name}/pause", tag = "pairings",
+    post, path = "/pairings/{name}/pause", operation_id = "pause_pairing", tag = "pairings",
     params(("name" = Pairing, Path, description = "Pairing name")),
     responses(
         (status = 200, description = "Paused", body = PairingPaused),
@@ -102,7 +102,7 @@ pub async fn pause(
 
 /// Resume a paused pairing.
 #[utoipa::path(
-    post, path = "/pairings/{name}/resume", tag = "pairings",
+    post, path = "/pairings/{name}/resume", operation_id = "resume_pairing", tag = "pairings",
     params(("name" = Pairing, Path, description = "Pairing name")),
     responses(
         (status = 200, description = "Resumed", body = PairingPaused),
@@ -121,11 +121,14 @@ pub async fn resume(
 /// Start a resync (first-sync matching and repair) of a pairing as a job. A resync already
 /// waiting for the pairing absorbs the request (same job id).
 #[utoipa::path(
-    post, path = "/pairings/{name}/resync", tag = "pairings",
+    post, path = "/pairings/{name}/resync", operation_id = "start_resync", tag = "pairings",
     params(("name" = Pairing, Path, description = "Pairing name")),
     request_body(content = Option<ResyncBody>, description = "Optional; `{}` or no body for a real run"),
     responses(
-        (status = 202, description = "Queued", body = ResyncStarted),
+        (status = 202, description = "Queued", body = ResyncStarted,
+         links(("GetResync" = (operation_id = "get_resync",
+                               parameters(("name" = "$request.path.name"),
+                                          ("job_id" = "$response.body#/job_id")))))),
         (status = 400, description = "A bad body", body = ErrorResponse),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
         (status = 404, description = "No such pairing", body = ErrorResponse),
@@ -151,7 +154,7 @@ pub async fn resync(
 
 /// The state of a resync job.
 #[utoipa::path(
-    get, path = "/pairings/{name}/resync/{job_id}", tag = "pairings",
+    get, path = "/pairings/{name}/resync/{job_id}", operation_id = "get_resync", tag = "pairings",
     params(
         ("name" = Pairing, Path, description = "Pairing name"),
         ("job_id" = i64, Path, description = "The id `POST …/resync` answered"),

@@ -84,7 +84,10 @@ pub fn page(limit: Option<i64>, cursor: Option<&str>) -> Result<Page, ApiError> 
             "limit: must be between 1 and {MAX_LIMIT}, got {limit}"
         )));
     }
-    let before = cursor.map(decode_cursor).transpose()?;
+    let before = cursor
+        .filter(|c| !c.trim().is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     Ok(Page { before, limit })
 }
 
@@ -174,8 +177,20 @@ pub fn text(name: &str, value: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_string())
 }
 
+/// An optional free-text filter; empty (or blank) means not given.
 pub fn opt_text(name: &str, value: Option<&str>) -> Result<Option<String>, ApiError> {
-    value.map(|v| text(name, v)).transpose()
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| text(name, v))
+        .transpose()
+}
+
+/// An optional instant filter; empty means not given.
+pub fn parse_opt_instant(name: &str, value: Option<&str>) -> Result<Option<Millis>, ApiError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| parse_instant(name, v))
+        .transpose()
 }
 
 pub fn not_found(what: &str, id: impl std::fmt::Display) -> ApiError {
@@ -216,7 +231,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-/// A JSON request body that may be left out (no body means the defaults).
+/// A JSON request body that may be left out: no body, or `null`, means the defaults.
 pub struct OptionalBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalBody<T> {
@@ -229,8 +244,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalB
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default()));
         }
-        match Json::<T>::from_bytes(&bytes) {
-            Ok(Json(value)) => Ok(OptionalBody(value)),
+        match Json::<Option<T>>::from_bytes(&bytes) {
+            Ok(Json(value)) => Ok(OptionalBody(value.unwrap_or_default())),
             Err(rejection) => Err(ApiError::bad_request(format!(
                 "request body: {}",
                 rejection.body_text()

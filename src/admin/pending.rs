@@ -73,13 +73,13 @@ pub struct PendingActionQuery {
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (empty: the first page).
     pub cursor: Option<String>,
 }
 
 /// List pending actions, newest first (open ones unless `closed=true`).
 #[utoipa::path(
-    get, path = "/pending-actions", tag = "pending-actions",
+    get, path = "/pending-actions", operation_id = "list_pending_actions", tag = "pending-actions",
     params(PendingActionQuery),
     responses(
         (status = 200, description = "A page of pending actions", body = PendingActionPage),
@@ -110,7 +110,7 @@ pub async fn list(
 
 /// One pending action.
 #[utoipa::path(
-    get, path = "/pending-actions/{id}", tag = "pending-actions",
+    get, path = "/pending-actions/{id}", operation_id = "get_pending_action", tag = "pending-actions",
     params(("id" = i64, Path, description = "Pending action id")),
     responses(
         (status = 200, description = "The pending action", body = PendingActionDto),
@@ -134,7 +134,7 @@ pub async fn get(
 
 /// Dismiss a pending action (it was handled by hand, or does not matter).
 #[utoipa::path(
-    post, path = "/pending-actions/{id}/dismiss", tag = "pending-actions",
+    post, path = "/pending-actions/{id}/dismiss", operation_id = "dismiss_pending_action", tag = "pending-actions",
     params(("id" = i64, Path, description = "Pending action id")),
     responses(
         (status = 200, description = "Dismissed", body = PendingActionDto),

@@ -123,7 +123,7 @@ fn lag_seconds(now: i64, oldest: Option<i64>) -> f64 {
 
 /// The state of every pairing, the queue, the pollers and the outbound budgets.
 #[utoipa::path(
-    get, path = "/status", tag = "status",
+    get, path = "/status", operation_id = "get_status", tag = "status",
     responses(
         (status = 200, description = "Status", body = Status),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
