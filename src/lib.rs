@@ -4,6 +4,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod http;
+pub mod intake;
 pub mod queue;
 pub mod sandbox;
 pub mod serve;

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::{router, AppState};
+use crate::http::{router, AppState, IntakeSettings};
 use crate::queue::{Backoff, Dispatcher, JobHandler, Queue, QueueConfig, WorkerPool};
 use crate::store::{self, DynStore};
 use crate::telemetry;
@@ -64,7 +64,9 @@ pub fn start(
     let queue = Queue::new(store.clone(), config.queue.max_attempts);
     let pool = WorkerPool::new(queue.clone(), handler, queue_config(&config));
     let state = AppState {
-        store,
+        store: store.clone(),
+        queue: queue.clone(),
+        intake: Arc::new(IntakeSettings::from_config(&config)),
         config: config.clone(),
         metrics: telemetry::metrics_handle(),
         shutdown: shutdown.clone(),
@@ -74,6 +76,7 @@ pub fn start(
     let grace = config.queue.shutdown_grace;
     let task = tokio::spawn(async move {
         let workers = tokio::spawn(pool.run(token.clone()));
+        tokio::spawn(purge_old_events(store, token.clone()));
         let http =
             axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
         // In-flight requests get the same grace as jobs; a client holding a connection open
@@ -94,6 +97,26 @@ pub fn start(
         queue,
         task,
     })
+}
+
+/// Chargebee retries a webhook for about 3 days 7 hours; event ids are kept a week so a late
+/// redelivery is still recognised as a duplicate.
+pub const EVENT_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+async fn purge_old_events(store: DynStore, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let before = crate::store::now_ms() - crate::queue::duration_ms(EVENT_RETENTION);
+        match store.purge_inbound_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "purged inbound events past retention"),
+            Err(e) => tracing::warn!(error = %e, "purging old inbound events failed"),
+        }
+    }
 }
 
 /// The `serve` command: connect, migrate (unless told not to), run until SIGTERM/SIGINT.
