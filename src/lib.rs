@@ -9,4 +9,5 @@ pub mod queue;
 pub mod sandbox;
 pub mod serve;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -8,10 +8,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::chargebee::ChargebeeClient;
 use crate::config::Config;
 use crate::http::{router, AppState, IntakeSettings};
 use crate::queue::{Backoff, Dispatcher, JobHandler, Queue, QueueConfig, WorkerPool};
 use crate::store::{self, DynStore};
+use crate::sync::rekey::RekeyCustomer;
 use crate::telemetry;
 
 /// A started service: its address, and the token that stops it.
@@ -46,8 +48,19 @@ pub fn queue_config(config: &Config) -> QueueConfig {
 }
 
 /// The job handlers of this version, by job kind.
-pub fn handlers(_config: &Config, _store: &DynStore) -> Dispatcher {
-    Dispatcher::new()
+pub fn handlers(config: &Config, store: &DynStore) -> anyhow::Result<Dispatcher> {
+    let mut dispatcher = Dispatcher::new();
+    if let Some(cb) = &config.chargebee {
+        let chargebee = Arc::new(ChargebeeClient::new(cb.client_config())?);
+        dispatcher = dispatcher.register(
+            crate::intake::REKEY_JOB,
+            Arc::new(RekeyCustomer {
+                store: store.clone(),
+                chargebee,
+            }),
+        );
+    }
+    Ok(dispatcher)
 }
 
 /// Starts HTTP and the worker pool on `listener`; both stop when `shutdown` fires: HTTP stops
@@ -131,7 +144,7 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
     let shutdown = CancellationToken::new();
-    let handler = Arc::new(handlers(&config, &store));
+    let handler = Arc::new(handlers(&config, &store)?);
     let running = start(config.clone(), store, handler, listener, shutdown.clone())?;
     tracing::info!(addr = %running.addr, database = %crate::config::mask_url(&config.database_url), "listening");
     tokio::spawn(async move {

@@ -217,6 +217,18 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> StoreResult<Recorded>;
 
+    /// Points the links of `pairings` that name Chargebee record `old_id` at `new_id` (a
+    /// customer that moved business entity), logging each move. A link already naming
+    /// `new_id` is left alone. Returns how many links moved; re-running moves none.
+    async fn rekey_chargebee_id(
+        &self,
+        pairings: &[&str],
+        old_id: &str,
+        new_id: &str,
+        job_id: i64,
+        now: Millis,
+    ) -> StoreResult<u64>;
+
     /// Deletes inbound events received before `before` (the dedupe window ends there).
     async fn purge_inbound_events(&self, before: Millis) -> StoreResult<u64>;
 
@@ -361,6 +373,15 @@ mod sql {
          values ($1, $2, $3, $4, $5, $6, $7)
          on conflict (source, event_id) where event_id is not null do nothing
          returning id";
+
+    pub const REKEY_LINK: &str = "update links set chargebee_id = $3
+         where pairing = $1 and chargebee_id = $2
+           and not exists (select 1 from links o where o.pairing = $1 and o.chargebee_id = $3)
+         returning id";
+
+    pub const APPEND_SYNC_LOG: &str = "insert into sync_log
+            (pairing, link_id, webcrm_id, chargebee_id, job_id, action, detail, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)";
 
     pub const PURGE_INBOUND: &str = "delete from inbound_events where received_at < $1";
 
@@ -631,6 +652,44 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok($crate::store::Recorded::Stored { jobs: ids })
+            }
+
+            async fn rekey_chargebee_id(
+                &self,
+                pairings: &[&str],
+                old_id: &str,
+                new_id: &str,
+                job_id: i64,
+                now: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<u64> {
+                let _writer = self.write_guard().await;
+                let mut tx = self.pool.begin().await?;
+                let mut moved = 0;
+                for pairing in pairings {
+                    let ids: Vec<i64> = sqlx::query_scalar($crate::store::sql::REKEY_LINK)
+                        .bind(pairing)
+                        .bind(old_id)
+                        .bind(new_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for link_id in ids {
+                        let detail = serde_json::json!({ "from": old_id, "to": new_id });
+                        sqlx::query($crate::store::sql::APPEND_SYNC_LOG)
+                            .bind(pairing)
+                            .bind(link_id)
+                            .bind(Option::<String>::None)
+                            .bind(new_id)
+                            .bind(job_id)
+                            .bind("rekey")
+                            .bind(detail.to_string())
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        moved += 1;
+                    }
+                }
+                tx.commit().await?;
+                Ok(moved)
             }
 
             async fn purge_inbound_events(

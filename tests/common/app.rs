@@ -44,6 +44,7 @@ pub fn test_config(database_url: &str) -> Config {
 
 pub struct TestApp {
     pub running: Running,
+    pub config: Arc<Config>,
     pub client: reqwest::Client,
     pub store: DynStore,
     pub db: TestDb,
@@ -57,9 +58,9 @@ impl TestApp {
         let mut queue = config.queue.clone();
         // Workers would claim test jobs; these tests look at the queue instead.
         queue.worker_concurrency = 0;
-        let config = Config { queue, ..config };
+        let config = Arc::new(Config { queue, ..config });
         let running = serve::start(
-            Arc::new(config),
+            config.clone(),
             store.clone(),
             Arc::new(Dispatcher::new()),
             listener,
@@ -68,6 +69,7 @@ impl TestApp {
         .unwrap();
         TestApp {
             running,
+            config,
             client: reqwest::Client::new(),
             store,
             db,

@@ -108,6 +108,22 @@ impl TestDb {
         }
     }
 
+    /// Runs a statement straight against the database (to set up rows a test needs).
+    pub async fn exec(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await.expect("sqlite");
+                sqlx::query(sql).execute(&pool).await.expect("statement");
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url).await.expect("postgres");
+                sqlx::query(sql).execute(&pool).await.expect("statement");
+                pool.close().await;
+            }
+        }
+    }
+
     /// Removes the database now (a Postgres test uses this to simulate an outage).
     pub async fn drop_database(&self) {
         if let Some((admin, name)) = &self.pg_admin {
