@@ -138,8 +138,16 @@ async fn baseline(secs: u64) -> Result {
     result
 }
 
+/// The service as `serve` runs it: a pool of WORKER_CONCURRENCY + 16 connections.
+async fn service(backend: Backend) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let store = db.unmigrated_store_with_pool(20).await;
+    store.migrate().await.expect("migrate");
+    TestApp::spawn_with(db, store).await
+}
+
 async fn intake(backend: Backend, secs: u64) -> Result {
-    let app = Arc::new(TestApp::spawn(backend).await);
+    let app = Arc::new(service(backend).await);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
@@ -163,7 +171,7 @@ async fn intake(backend: Backend, secs: u64) -> Result {
 }
 
 async fn fixed_rate(per_sec: u64, secs: u64) -> Result {
-    let app = TestApp::spawn(Backend::Postgres).await;
+    let app = service(Backend::Postgres).await;
     let client = reqwest::Client::new();
     let url = app.url("/webhooks/chargebee");
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec as f64));

@@ -135,7 +135,8 @@ async fn purge_old_events(store: DynStore, cancel: CancellationToken) {
 /// The `serve` command: connect, migrate (unless told not to), run until SIGTERM/SIGINT.
 pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let pool_size = u32::try_from(config.queue.worker_concurrency).unwrap_or(4) + 8;
+    // Workers hold one connection each at most; the rest serve webhooks and the admin API.
+    let pool_size = u32::try_from(config.queue.worker_concurrency).unwrap_or(4) + 16;
     let store = store::connect(&config.database_url, pool_size).await?;
     if migrate {
         store.migrate().await.context("applying migrations")?;

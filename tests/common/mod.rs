@@ -72,9 +72,21 @@ impl TestDb {
     }
 
     pub async fn unmigrated_store(&self) -> DynStore {
+        self.unmigrated_store_with_pool(8).await
+    }
+
+    pub async fn unmigrated_store_with_pool(&self, connections: u32) -> DynStore {
         match self.backend {
-            Backend::Sqlite => Arc::new(SqliteStore::connect(&self.url, 8).await.expect("sqlite")),
-            Backend::Postgres => Arc::new(PgStore::connect(&self.url, 8).await.expect("postgres")),
+            Backend::Sqlite => Arc::new(
+                SqliteStore::connect(&self.url, connections)
+                    .await
+                    .expect("sqlite"),
+            ),
+            Backend::Postgres => Arc::new(
+                PgStore::connect(&self.url, connections)
+                    .await
+                    .expect("postgres"),
+            ),
         }
     }
 
