@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod intake;
 pub mod queue;
+pub mod register;
 pub mod sandbox;
 pub mod serve;
 pub mod store;
