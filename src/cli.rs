@@ -35,6 +35,12 @@ pub enum Command {
     Migrate,
     /// Validate the configuration and list every setting (secrets masked).
     Check,
+    /// Create or update our Chargebee webhook endpoint and webCRM hooks at PUBLIC_URL.
+    RegisterWebhooks {
+        /// Print the plan and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the Chargebee and webCRM API emulators standalone and print how to reach them.
     Sandbox {
         /// Chargebee sandbox port (0 picks a free one).
@@ -74,6 +80,18 @@ pub async fn run(cli: Cli) -> ExitCode {
                     println!("migrations applied");
                     ExitCode::SUCCESS
                 }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::RegisterWebhooks { dry_run } => {
+            let config = match raw.validate(Purpose::Serve) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            telemetry::init_logging(&config.log_filter, config.log_format);
+            // The error's own message already names its cause; print it once.
+            match crate::register::run(&config, dry_run, &mut std::io::stdout()).await {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
         }

@@ -264,6 +264,26 @@ pub fn all_settings() -> Vec<SettingInfo> {
     out
 }
 
+/// The configuration reference table (Markdown) for `docs/configuration.md`.
+pub fn reference_table() -> String {
+    let mut out = String::from(
+        "| variable | TOML key | default | required for `serve` | secret | meaning |\n|---|---|---|---|---|---|\n",
+    );
+    for s in all_settings() {
+        let yes = |b: bool| if b { "yes" } else { "" };
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} | {} | {} |\n",
+            s.env,
+            s.toml_key,
+            s.default.map(|d| format!("`{d}`")).unwrap_or_default(),
+            yes(s.required_for_serve),
+            yes(s.secret),
+            s.help.replace('|', "\\|"),
+        ));
+    }
+    out
+}
+
 fn pairing_env(pairing: &str, key: &str) -> String {
     format!("{pairing}_{key}").to_ascii_uppercase()
 }
@@ -978,6 +998,27 @@ mod tests {
         assert!(cfg.is_admin_token("second-token-0123456789"));
         assert!(!cfg.is_admin_token("second-token-012345678"));
         assert!(!cfg.is_admin_token(""));
+    }
+
+    /// The reference in docs/configuration.md is generated from the settings table; this
+    /// fails when they drift. `UPDATE_DOCS=1 cargo test config_reference` rewrites it.
+    #[test]
+    fn config_reference_in_docs_matches_the_code() {
+        const BEGIN: &str = "<!-- settings:begin -->\n";
+        const END: &str = "<!-- settings:end -->";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let start = doc.find(BEGIN).expect("begin marker") + BEGIN.len();
+        let end = doc.find(END).expect("end marker");
+        let expected = reference_table();
+        if doc[start..end] != expected {
+            if std::env::var_os("UPDATE_DOCS").is_some() {
+                let updated = format!("{}{expected}{}", &doc[..start], &doc[end..]);
+                std::fs::write(&path, updated).unwrap();
+            } else {
+                panic!("docs/configuration.md is out of date: run `UPDATE_DOCS=1 cargo test config_reference`");
+            }
+        }
     }
 
     #[test]

@@ -8,10 +8,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::chargebee::ChargebeeClient;
 use crate::config::Config;
-use crate::http::{router, AppState};
+use crate::http::{router, AppState, IntakeSettings};
 use crate::queue::{Backoff, Dispatcher, JobHandler, Queue, QueueConfig, WorkerPool};
 use crate::store::{self, DynStore};
+use crate::sync::rekey::RekeyCustomer;
 use crate::telemetry;
 
 /// A started service: its address, and the token that stops it.
@@ -46,8 +48,19 @@ pub fn queue_config(config: &Config) -> QueueConfig {
 }
 
 /// The job handlers of this version, by job kind.
-pub fn handlers(_config: &Config, _store: &DynStore) -> Dispatcher {
-    Dispatcher::new()
+pub fn handlers(config: &Config, store: &DynStore) -> anyhow::Result<Dispatcher> {
+    let mut dispatcher = Dispatcher::new();
+    if let Some(cb) = &config.chargebee {
+        let chargebee = Arc::new(ChargebeeClient::new(cb.client_config())?);
+        dispatcher = dispatcher.register(
+            crate::intake::REKEY_JOB,
+            Arc::new(RekeyCustomer {
+                store: store.clone(),
+                chargebee,
+            }),
+        );
+    }
+    Ok(dispatcher)
 }
 
 /// Starts HTTP and the worker pool on `listener`; both stop when `shutdown` fires: HTTP stops
@@ -64,7 +77,9 @@ pub fn start(
     let queue = Queue::new(store.clone(), config.queue.max_attempts);
     let pool = WorkerPool::new(queue.clone(), handler, queue_config(&config));
     let state = AppState {
-        store,
+        store: store.clone(),
+        queue: queue.clone(),
+        intake: Arc::new(IntakeSettings::from_config(&config)),
         config: config.clone(),
         metrics: telemetry::metrics_handle(),
         shutdown: shutdown.clone(),
@@ -74,6 +89,7 @@ pub fn start(
     let grace = config.queue.shutdown_grace;
     let task = tokio::spawn(async move {
         let workers = tokio::spawn(pool.run(token.clone()));
+        tokio::spawn(purge_old_events(store, token.clone()));
         let http =
             axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
         // In-flight requests get the same grace as jobs; a client holding a connection open
@@ -96,10 +112,31 @@ pub fn start(
     })
 }
 
+/// Chargebee retries a webhook for about 3 days 7 hours; event ids are kept a week so a late
+/// redelivery is still recognised as a duplicate.
+pub const EVENT_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+async fn purge_old_events(store: DynStore, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let before = crate::store::now_ms() - crate::queue::duration_ms(EVENT_RETENTION);
+        match store.purge_inbound_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "purged inbound events past retention"),
+            Err(e) => tracing::warn!(error = %e, "purging old inbound events failed"),
+        }
+    }
+}
+
 /// The `serve` command: connect, migrate (unless told not to), run until SIGTERM/SIGINT.
 pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let pool_size = u32::try_from(config.queue.worker_concurrency).unwrap_or(4) + 8;
+    // Workers hold one connection each at most; the rest serve webhooks and the admin API.
+    let pool_size = u32::try_from(config.queue.worker_concurrency).unwrap_or(4) + 16;
     let store = store::connect(&config.database_url, pool_size).await?;
     if migrate {
         store.migrate().await.context("applying migrations")?;
@@ -108,7 +145,7 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
     let shutdown = CancellationToken::new();
-    let handler = Arc::new(handlers(&config, &store));
+    let handler = Arc::new(handlers(&config, &store)?);
     let running = start(config.clone(), store, handler, listener, shutdown.clone())?;
     tracing::info!(addr = %running.addr, database = %crate::config::mask_url(&config.database_url), "listening");
     tokio::spawn(async move {

@@ -189,7 +189,86 @@ async fn serve_answers_and_exits_cleanly_on_sigterm(backend: Backend) {
     assert!(status.success(), "exit status {status}");
 }
 
-on_both_backends!(serve_answers_and_exits_cleanly_on_sigterm);
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Count {
+    n: i64,
+}
+
+/// A 2xx means committed: killing the process right after the answer loses nothing.
+async fn acknowledged_webhook_survives_sigkill(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let spawn = || {
+        let mut c = command();
+        valid(&mut c, &db.url, &addr);
+        c.arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    wait_ready(&client, &base).await;
+    let event = serde_json::json!({"id": "ev_kill", "event_type": "customer_changed",
+                                   "content": {"customer": {"id": "cust_k"}}});
+    let resp = client
+        .post(format!("{base}/webhooks/chargebee"))
+        .basic_auth("chargebee", Some("cb-hook-password-0123"))
+        .body(event.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let events = db
+        .rows::<Count>("select count(*) as n from inbound_events where event_id = 'ev_kill'")
+        .await;
+    assert_eq!(events[0].n, 1);
+    let jobs = db
+        .rows::<Count>("select count(*) as n from jobs where dedupe_key like '%:chargebee:cust_k'")
+        .await;
+    assert_eq!(jobs[0].n, 2);
+    // The service comes back on the same database and sees the event as already taken.
+    let mut child = spawn();
+    wait_ready(&client, &base).await;
+    let again = client
+        .post(format!("{base}/webhooks/chargebee"))
+        .basic_auth("chargebee", Some("cb-hook-password-0123"))
+        .body(event.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.json::<serde_json::Value>().await.unwrap()["status"],
+        "duplicate"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+on_both_backends!(
+    serve_answers_and_exits_cleanly_on_sigterm,
+    acknowledged_webhook_survives_sigkill
+);
 
 #[tokio::test]
 async fn sandbox_command_serves_both_apis_and_prints_their_credentials() {

@@ -2,74 +2,10 @@
 
 mod common;
 
-use std::sync::Arc;
-
+use common::app::TestApp;
 use common::{Backend, TestDb};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-use wcs::config::{Config, Purpose, RawConfig};
-use wcs::queue::Dispatcher;
-use wcs::serve::{self, Running};
-use wcs::store::DynStore;
-
-pub fn test_config(database_url: &str) -> Config {
-    let env = [
-        ("DATABASE_URL", database_url),
-        ("LISTEN_ADDR", "127.0.0.1:0"),
-        ("CHARGEBEE_SITE", "acme-test"),
-        ("CHARGEBEE_API_KEY", "test_cb_key_0123456789"),
-        ("CHARGEBEE_WEBHOOK_USERNAME", "chargebee"),
-        ("CHARGEBEE_WEBHOOK_PASSWORD", "webhook-password-0123"),
-        ("WEBCRM_API_TOKEN", "00000000-0000-4000-8000-000000000001"),
-        ("WEBCRM_WEBHOOK_SECRET", "webcrm-hook-secret-0123456789"),
-        ("ADMIN_TOKEN", "admin-token-0123456789abcdef"),
-        ("SHUTDOWN_GRACE_SECS", "2"),
-    ];
-    RawConfig::from_sources(None, env.map(|(k, v)| (k.to_string(), v.to_string())))
-        .validate(Purpose::Serve)
-        .expect("valid test config")
-}
-
-struct TestApp {
-    running: Running,
-    client: reqwest::Client,
-    _db: TestDb,
-}
-
-impl TestApp {
-    async fn spawn_with(db: TestDb, store: DynStore) -> TestApp {
-        let config = Arc::new(test_config(&db.url));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let running = serve::start(
-            config,
-            store,
-            Arc::new(Dispatcher::new()),
-            listener,
-            CancellationToken::new(),
-        )
-        .unwrap();
-        TestApp {
-            running,
-            client: reqwest::Client::new(),
-            _db: db,
-        }
-    }
-
-    async fn spawn(backend: Backend) -> TestApp {
-        let db = TestDb::new(backend).await;
-        let store = db.store().await;
-        Self::spawn_with(db, store).await
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.running.addr)
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap()
-    }
-}
 
 async fn json(resp: reqwest::Response) -> Value {
     assert_eq!(
@@ -210,7 +146,7 @@ on_both_backends!(
 async fn readyz_is_503_when_the_database_is_gone() {
     let app = TestApp::spawn(Backend::Postgres).await;
     assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
-    app._db.drop_database().await;
+    app.db.drop_database().await;
     let resp = app.get("/readyz").await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = json(resp).await;

@@ -12,7 +12,6 @@ use super::params::{
 };
 use super::ErrorResponse;
 use crate::http::{ApiError, AppState};
-use crate::queue::Queue;
 use crate::store::admin::{Conflict, ConflictFilter};
 use crate::store::now_ms;
 
@@ -189,7 +188,7 @@ pub async fn resolve(
     let keep = body.keep.as_str();
     // Enqueue first: if recording the resolution fails, asking again re-enqueues the same
     // (deduplicated) job; the other order could leave a resolution nothing writes.
-    let queue = Queue::new(state.store.clone(), state.config.queue.max_attempts);
+    let queue = &state.queue;
     let pairing = c.pairing.as_str();
     let job = queue.job(
         "sync",

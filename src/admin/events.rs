@@ -14,6 +14,28 @@ use super::ErrorResponse;
 use crate::http::{ApiError, AppState};
 use crate::store::admin::{EventFilter, InboundEvent};
 
+/// What intake did with an inbound event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Verified, stored, and its sync jobs queued.
+    Accepted,
+    /// Verified but of no concern (an event type no pairing uses, a disabled pairing).
+    Ignored,
+    /// Refused: bad credentials or a malformed body.
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Ignored => "ignored",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
 /// An inbound webhook (Chargebee) or hook (webCRM) as received.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventDto {
@@ -25,7 +47,7 @@ pub struct EventDto {
     /// The sender's event type.
     #[serde(rename = "type")]
     pub event_type: Option<String>,
-    /// What intake did with it (accepted, duplicate, rejected, ignored, …).
+    /// What intake did with it: `accepted`, `ignored` or `rejected`.
     pub outcome: String,
     /// Why, for rejected and ignored events.
     pub detail: Option<String>,
@@ -74,9 +96,8 @@ pub struct EventQuery {
     #[param(rename = "type")]
     #[param(max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub event_type: Option<String>,
-    /// Only events with this outcome (e.g. `rejected`; empty: any).
-    #[param(max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
-    pub outcome: Option<String>,
+    /// Only events with this outcome.
+    pub outcome: Option<Outcome>,
     /// Received at or after: RFC 3339 or unix milliseconds (empty: no bound).
     #[param(example = "2026-11-25T10:00:00Z")]
     pub since: Option<String>,
@@ -109,7 +130,7 @@ pub async fn list(
     let filter = EventFilter {
         source: q.source.map(|s| s.as_str().to_string()),
         event_type: opt_text("type", q.event_type.as_deref())?,
-        outcome: opt_text("outcome", q.outcome.as_deref())?,
+        outcome: q.outcome.map(|o| o.as_str().to_string()),
         since: parse_opt_instant("since", q.since.as_deref())?,
         until: parse_opt_instant("until", q.until.as_deref())?,
     };

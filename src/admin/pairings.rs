@@ -11,7 +11,6 @@ use super::auth::Admin;
 use super::params::{not_found, opt_time, time, unknown_pairing, OptionalBody, Pairing};
 use super::ErrorResponse;
 use crate::http::{ApiError, AppState};
-use crate::queue::Queue;
 use crate::store::now_ms;
 
 #[derive(Debug, Deserialize)]
@@ -141,7 +140,7 @@ pub async fn resync(
     OptionalBody(body): OptionalBody<ResyncBody>,
 ) -> Result<(StatusCode, Json<ResyncStarted>), ApiError> {
     let p = pairing(&name)?.as_str();
-    let queue = Queue::new(state.store.clone(), state.config.queue.max_attempts);
+    let queue = &state.queue;
     let job = queue.job(
         "resync",
         Some(p),

@@ -2,6 +2,7 @@
 
 mod error;
 mod health;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,7 @@ use tower_http::trace::TraceLayer;
 pub use error::{code_for_status, ApiError, ErrorBody};
 
 use crate::config::Config;
+use crate::queue::Queue;
 use crate::store::DynStore;
 
 /// Largest accepted request body (webhooks included).
@@ -33,14 +35,41 @@ pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
+    /// Wakes this process's workers after intake enqueued jobs.
+    pub queue: Queue,
     pub config: Arc<Config>,
+    pub intake: Arc<IntakeSettings>,
     pub metrics: PrometheusHandle,
     /// Fired on SIGTERM/SIGINT: readiness fails from then on.
     pub shutdown: CancellationToken,
 }
 
+/// What the webhook endpoints verify against, prepared once from the configuration.
+#[derive(Debug, Default)]
+pub struct IntakeSettings {
+    pub chargebee: Option<crate::intake::chargebee::Credentials>,
+    pub webcrm_secret: Option<secrecy::SecretString>,
+}
+
+impl IntakeSettings {
+    pub fn from_config(config: &Config) -> Self {
+        IntakeSettings {
+            chargebee: config
+                .chargebee
+                .as_ref()
+                .map(|cb| crate::intake::chargebee::Credentials {
+                    username: cb.webhook_username.clone(),
+                    password: cb.webhook_password.clone(),
+                }),
+            webcrm_secret: config.webcrm.as_ref().map(|w| w.webhook_secret.clone()),
+        }
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/webhooks/chargebee", post(webhooks::chargebee))
+        .route("/webhooks/webcrm/{entity}/{token}", post(webhooks::webcrm))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

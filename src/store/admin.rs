@@ -2,8 +2,8 @@
 //! actions and the inbound event log. A second trait beside [`Store`](super::Store), written
 //! once for both backends by [`impl_admin_store!`]: the statements in [`sql`] are shared and
 //! only the pool type differs. The insert helpers (`insert_link`, `record_conflict`,
-//! `open_pending_action`, `append_sync_log`, `append_inbound_event`) are the ones the sync
-//! engine and intake write through.
+//! `open_pending_action`, `append_sync_log`) are the ones the sync engine writes through;
+//! inbound events are written by intake (`Store::record_inbound`).
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -205,17 +205,6 @@ pub struct InboundEvent {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct NewInboundEvent {
-    pub source: String,
-    pub event_id: Option<String>,
-    pub event_type: Option<String>,
-    pub outcome: String,
-    pub detail: Option<String>,
-    pub body: Option<String>,
-    pub received_at: Millis,
-}
-
-#[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub source: Option<String>,
     pub event_type: Option<String>,
@@ -342,9 +331,6 @@ pub trait AdminStore: Send + Sync {
     async fn close_pending_action(&self, id: i64, reason: &str, now: Millis) -> StoreResult<bool>;
 
     // --- inbound events -----------------------------------------------------------------
-
-    /// Logs an inbound event; `None` when (source, event_id) was already logged.
-    async fn append_inbound_event(&self, event: &NewInboundEvent) -> StoreResult<Option<i64>>;
 
     /// Events without their bodies, newest first.
     async fn list_inbound_events(
@@ -570,11 +556,6 @@ pub(crate) mod sql {
     pub const CLOSE_PENDING_ACTION: &str = "update pending_actions
          set closed_at = $2, closed_reason = $3, updated_at = $2
          where id = $1 and closed_at is null";
-
-    pub const APPEND_INBOUND_EVENT: &str = "insert into inbound_events
-            (source, event_id, event_type, outcome, detail, body, received_at)
-         values ($1, $2, $3, $4, $5, $6, $7)
-         on conflict do nothing returning id";
 
     pub const LIST_INBOUND_EVENTS: &str = concat!(
         "select ",
@@ -1043,25 +1024,6 @@ macro_rules! impl_admin_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
-            }
-
-            async fn append_inbound_event(
-                &self,
-                e: &$crate::store::admin::NewInboundEvent,
-            ) -> $crate::store::StoreResult<Option<i64>> {
-                let _writer = self.write_guard().await;
-                Ok(
-                    sqlx::query_scalar($crate::store::admin::sql::APPEND_INBOUND_EVENT)
-                        .bind(&e.source)
-                        .bind(&e.event_id)
-                        .bind(&e.event_type)
-                        .bind(&e.outcome)
-                        .bind(&e.detail)
-                        .bind(&e.body)
-                        .bind(e.received_at)
-                        .fetch_optional(&self.pool)
-                        .await?,
-                )
             }
 
             async fn list_inbound_events(

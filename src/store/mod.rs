@@ -140,7 +140,29 @@ pub struct JobCount {
     pub count: i64,
 }
 
-/// The admin API's reads and steering live in [`admin::AdminStore`].
+/// An inbound notification as stored in `inbound_events`.
+#[derive(Debug, Clone)]
+pub struct NewInboundEvent {
+    pub source: String,
+    /// The sender's event id, the dedupe key; `None` when the sender has none (webCRM).
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    /// `accepted`, `ignored` or `rejected`.
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub body: Option<String>,
+    pub received_at: Millis,
+}
+
+/// What [`Store::record_inbound`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Stored, with the ids of the jobs that will run (merged jobs share an id).
+    Stored { jobs: Vec<i64> },
+    /// An event with this id was stored before: nothing changed.
+    Duplicate,
+}
+
 #[async_trait]
 pub trait Store: admin::AdminStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -186,6 +208,30 @@ pub trait Store: admin::AdminStore + Send + Sync + 'static {
     ) -> StoreResult<Option<JobState>>;
 
     async fn get_job(&self, id: i64) -> StoreResult<Option<Job>>;
+
+    /// Stores an inbound event and enqueues its jobs in one transaction (both or neither).
+    /// An event whose `(source, event_id)` was stored before changes nothing.
+    async fn record_inbound(
+        &self,
+        event: &NewInboundEvent,
+        jobs: &[NewJob],
+        now: Millis,
+    ) -> StoreResult<Recorded>;
+
+    /// Points the links of `pairings` that name Chargebee record `old_id` at `new_id` (a
+    /// customer that moved business entity), logging each move. A link already naming
+    /// `new_id` is left alone. Returns how many links moved; re-running moves none.
+    async fn rekey_chargebee_id(
+        &self,
+        pairings: &[&str],
+        old_id: &str,
+        new_id: &str,
+        job_id: i64,
+        now: Millis,
+    ) -> StoreResult<u64>;
+
+    /// Deletes inbound events received before `before` (the dedupe window ends there).
+    async fn purge_inbound_events(&self, before: Millis) -> StoreResult<u64>;
 
     /// Counts of jobs by pairing and state.
     async fn job_counts(&self) -> StoreResult<Vec<JobCount>>;
@@ -322,6 +368,23 @@ mod sql {
     pub const RELEASE: &str = "update jobs set state = $2, run_at = $3, attempts = $4,
             last_error = $5, lease_until = null, locked_by = null, updated_at = $6
          where id = $1";
+
+    pub const INSERT_INBOUND: &str = "insert into inbound_events
+            (source, event_id, event_type, outcome, detail, body, received_at)
+         values ($1, $2, $3, $4, $5, $6, $7)
+         on conflict (source, event_id) where event_id is not null do nothing
+         returning id";
+
+    pub const REKEY_LINK: &str = "update links set chargebee_id = $3
+         where pairing = $1 and chargebee_id = $2
+           and not exists (select 1 from links o where o.pairing = $1 and o.chargebee_id = $3)
+         returning id";
+
+    pub const APPEND_SYNC_LOG: &str = "insert into sync_log
+            (pairing, link_id, webcrm_id, chargebee_id, job_id, action, detail, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+    pub const PURGE_INBOUND: &str = "delete from inbound_events where received_at < $1";
 
     pub const JOB_COUNTS: &str = "select pairing, state, count(*) as count from jobs
          group by pairing, state order by pairing, state";
@@ -549,6 +612,97 @@ macro_rules! impl_store {
                     .await?;
                 tx.commit().await?;
                 Ok(Some(plan.state))
+            }
+
+            async fn record_inbound(
+                &self,
+                event: &$crate::store::NewInboundEvent,
+                jobs: &[$crate::store::NewJob],
+                now: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<$crate::store::Recorded> {
+                let _writer = self.write_guard().await;
+                let mut tx = self.pool.begin().await?;
+                let inserted: Option<i64> = sqlx::query_scalar($crate::store::sql::INSERT_INBOUND)
+                    .bind(&event.source)
+                    .bind(&event.event_id)
+                    .bind(&event.event_type)
+                    .bind(&event.outcome)
+                    .bind(&event.detail)
+                    .bind(&event.body)
+                    .bind(event.received_at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if inserted.is_none() {
+                    tx.rollback().await?;
+                    return Ok($crate::store::Recorded::Duplicate);
+                }
+                let mut ids = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    ids.push(
+                        sqlx::query_scalar(&$dialect.enqueue)
+                            .bind(&job.kind)
+                            .bind(&job.pairing)
+                            .bind(&job.dedupe_key)
+                            .bind(job.payload.to_string())
+                            .bind(job.max_attempts)
+                            .bind(job.run_at)
+                            .bind(now)
+                            .fetch_one(&mut *tx)
+                            .await?,
+                    );
+                }
+                tx.commit().await?;
+                Ok($crate::store::Recorded::Stored { jobs: ids })
+            }
+
+            async fn rekey_chargebee_id(
+                &self,
+                pairings: &[&str],
+                old_id: &str,
+                new_id: &str,
+                job_id: i64,
+                now: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<u64> {
+                let _writer = self.write_guard().await;
+                let mut tx = self.pool.begin().await?;
+                let mut moved = 0;
+                for pairing in pairings {
+                    let ids: Vec<i64> = sqlx::query_scalar($crate::store::sql::REKEY_LINK)
+                        .bind(pairing)
+                        .bind(old_id)
+                        .bind(new_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for link_id in ids {
+                        let detail = serde_json::json!({ "from": old_id, "to": new_id });
+                        sqlx::query($crate::store::sql::APPEND_SYNC_LOG)
+                            .bind(pairing)
+                            .bind(link_id)
+                            .bind(Option::<String>::None)
+                            .bind(new_id)
+                            .bind(job_id)
+                            .bind("rekey")
+                            .bind(detail.to_string())
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        moved += 1;
+                    }
+                }
+                tx.commit().await?;
+                Ok(moved)
+            }
+
+            async fn purge_inbound_events(
+                &self,
+                before: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<u64> {
+                let _writer = self.write_guard().await;
+                Ok(sqlx::query($crate::store::sql::PURGE_INBOUND)
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
             }
 
             async fn get_job(

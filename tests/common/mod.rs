@@ -6,6 +6,8 @@
 //! processes and left running for the next run. Each test gets its own database.
 #![allow(dead_code)]
 
+pub mod app;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -70,9 +72,67 @@ impl TestDb {
     }
 
     pub async fn unmigrated_store(&self) -> DynStore {
+        self.unmigrated_store_with_pool(8).await
+    }
+
+    pub async fn unmigrated_store_with_pool(&self, connections: u32) -> DynStore {
         match self.backend {
-            Backend::Sqlite => Arc::new(SqliteStore::connect(&self.url, 8).await.expect("sqlite")),
-            Backend::Postgres => Arc::new(PgStore::connect(&self.url, 8).await.expect("postgres")),
+            Backend::Sqlite => Arc::new(
+                SqliteStore::connect(&self.url, connections)
+                    .await
+                    .expect("sqlite"),
+            ),
+            Backend::Postgres => Arc::new(
+                PgStore::connect(&self.url, connections)
+                    .await
+                    .expect("postgres"),
+            ),
+        }
+    }
+
+    /// Runs a query straight against the database (for assertions on stored rows).
+    pub async fn rows<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + Send
+            + Unpin,
+    {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await.expect("sqlite");
+                let rows = sqlx::query_as::<_, T>(sql)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("query");
+                pool.close().await;
+                rows
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url).await.expect("postgres");
+                let rows = sqlx::query_as::<_, T>(sql)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("query");
+                pool.close().await;
+                rows
+            }
+        }
+    }
+
+    /// Runs a statement straight against the database (to set up rows a test needs).
+    pub async fn exec(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await.expect("sqlite");
+                sqlx::query(sql).execute(&pool).await.expect("statement");
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url).await.expect("postgres");
+                sqlx::query(sql).execute(&pool).await.expect("statement");
+                pool.close().await;
+            }
         }
     }
 

@@ -1,0 +1,3 @@
+//! The sync engine's job handlers.
+
+pub mod rekey;
