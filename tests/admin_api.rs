@@ -785,6 +785,17 @@ async fn link_create_rejects_bad_bodies_naming_the_field(backend: Backend) {
         .await
         .unwrap();
     assert_bad(resp, "Content-Type").await;
+    let huge = format!(
+        r#"{{"pairing": "persons_customers", "webcrm_id": "{}", "chargebee_id": "2"}}"#,
+        "1".repeat(3 * 1024 * 1024)
+    );
+    assert_error(
+        app.post_raw("/links", &huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "bytes",
+    )
+    .await;
     let list = json_of(app.get("/links").await).await;
     assert_eq!(ids(&list), Vec::<i64>::new(), "nothing was linked");
 }

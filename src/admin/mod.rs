@@ -96,7 +96,7 @@ pub fn routes() -> Router<AppState> {
         pairings::resync,
         pairings::resync_status,
     ),
-    components(schemas(ErrorResponse, Pairing, Side, jobs::JobStateName)),
+    components(schemas(ErrorResponse, Pairing, Side, jobs::JobStateName, events::Outcome)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -186,6 +186,34 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(r) = map.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn openapi_references_all_resolve() {
+        let doc = super::openapi();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "unresolved {r}"
+            );
         }
     }
 }

@@ -223,10 +223,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(ApiError::bad_request(format!(
-                "request body: {}",
-                rejection.body_text()
-            ))),
+            Err(rejection) => Err(body_error(rejection.status(), rejection.body_text())),
         }
     }
 }
@@ -240,17 +237,27 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalB
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(format!("request body: {}", e.body_text())))?;
+            .map_err(|e| body_error(e.status(), e.body_text()))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default()));
         }
         match Json::<Option<T>>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(OptionalBody(value.unwrap_or_default())),
-            Err(rejection) => Err(ApiError::bad_request(format!(
-                "request body: {}",
-                rejection.body_text()
-            ))),
+            Err(rejection) => Err(body_error(rejection.status(), rejection.body_text())),
         }
+    }
+}
+
+/// Anything wrong with a body is a 400, except one over the size limit (413).
+fn body_error(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "payload_too_large",
+            format!("request body exceeds {} bytes", crate::http::BODY_LIMIT),
+        )
+    } else {
+        ApiError::bad_request(format!("request body: {text}"))
     }
 }
 
