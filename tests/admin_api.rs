@@ -789,13 +789,28 @@ async fn link_create_rejects_bad_bodies_naming_the_field(backend: Backend) {
         r#"{{"pairing": "persons_customers", "webcrm_id": "{}", "chargebee_id": "2"}}"#,
         "1".repeat(3 * 1024 * 1024)
     );
-    assert_error(
-        app.post_raw("/links", &huge).await,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        "bytes",
-    )
-    .await;
+    // The service may answer 413 and close before the whole body is written; the client
+    // then sees a broken pipe instead of the answer.
+    let sent = app
+        .client
+        .post(app.url("/links"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await;
+    match sent {
+        Ok(resp) => {
+            assert_error(
+                resp,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "bytes",
+            )
+            .await
+        }
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
     let list = json_of(app.get("/links").await).await;
     assert_eq!(ids(&list), Vec::<i64>::new(), "nothing was linked");
 }
