@@ -93,6 +93,7 @@ pub fn read_notification(entity: &HookEntity, body: &[u8]) -> Notification {
                 .ok()
                 .map(str::trim)
                 .and_then(|t| t.parse::<u64>().ok())
+                .filter(|n| *n > 0)
                 .map(|n| n.to_string());
             return Notification {
                 id,
@@ -110,10 +111,14 @@ pub fn read_notification(entity: &HookEntity, body: &[u8]) -> Notification {
 fn id_text(v: &Value) -> Option<String> {
     match v {
         Value::Number(n) => n.as_u64().filter(|n| *n > 0).map(|n| n.to_string()),
-        Value::String(s) => {
-            let t = s.trim();
-            (t.parse::<u64>().is_ok_and(|n| n > 0)).then(|| t.to_string())
-        }
+        // Canonical decimal, so `"+12"`, `"012"` and `12` name the same record (one job,
+        // one link) and never `0`.
+        Value::String(s) => s
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| n.to_string()),
         _ => None,
     }
 }
@@ -213,6 +218,10 @@ mod tests {
             (br#"[12]"#, Some("12")),
             (br#"[{"PersonId": 12}]"#, Some("12")),
             (b"12\n", Some("12")),
+            (br#"{"PersonId": "+12"}"#, Some("12")),
+            (br#"{"PersonId": " 012 "}"#, Some("12")),
+            (b"00", None),
+            (b"+0", None),
             (b"", None),
             (br#"{}"#, None),
             (br#"{"Id": -4}"#, None),

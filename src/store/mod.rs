@@ -448,8 +448,9 @@ impl Dialect {
 /// The queue half of [`Store`], written once for both backends: the statements are shared
 /// (or come from the backend's [`Dialect`]) and only the pool type differs. The backend
 /// names its migrator and how to ask whether the migrations table exists, and provides
-/// `migration_guard` to serialise concurrent migrations and `write_guard` to serialise
-/// writers where the database wants one writer at a time.
+/// `migration_guard` to serialise concurrent migrations, `write_guard` to serialise
+/// writers where the database wants one writer at a time, and `insert_event_and_jobs`
+/// (the intake's hot path, written for each database's strengths).
 macro_rules! impl_store {
     ($ty:ty, $backend:expr, $dialect:ident, $migrator:ident, $migrations_table_exists:expr) => {
         #[async_trait::async_trait]
@@ -621,38 +622,7 @@ macro_rules! impl_store {
                 now: $crate::store::Millis,
             ) -> $crate::store::StoreResult<$crate::store::Recorded> {
                 let _writer = self.write_guard().await;
-                let mut tx = self.pool.begin().await?;
-                let inserted: Option<i64> = sqlx::query_scalar($crate::store::sql::INSERT_INBOUND)
-                    .bind(&event.source)
-                    .bind(&event.event_id)
-                    .bind(&event.event_type)
-                    .bind(&event.outcome)
-                    .bind(&event.detail)
-                    .bind(&event.body)
-                    .bind(event.received_at)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if inserted.is_none() {
-                    tx.rollback().await?;
-                    return Ok($crate::store::Recorded::Duplicate);
-                }
-                let mut ids = Vec::with_capacity(jobs.len());
-                for job in jobs {
-                    ids.push(
-                        sqlx::query_scalar(&$dialect.enqueue)
-                            .bind(&job.kind)
-                            .bind(&job.pairing)
-                            .bind(&job.dedupe_key)
-                            .bind(job.payload.to_string())
-                            .bind(job.max_attempts)
-                            .bind(job.run_at)
-                            .bind(now)
-                            .fetch_one(&mut *tx)
-                            .await?,
-                    );
-                }
-                tx.commit().await?;
-                Ok($crate::store::Recorded::Stored { jobs: ids })
+                self.insert_event_and_jobs(event, jobs, now).await
             }
 
             async fn rekey_chargebee_id(

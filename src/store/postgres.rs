@@ -7,13 +7,35 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::{Backend, Dialect, StoreResult};
+use super::{sql, Backend, Dialect, Millis, NewInboundEvent, NewJob, Recorded, StoreResult};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 // SKIP LOCKED lets replicas claim side by side without waiting on each other's rows.
 static DIALECT: LazyLock<Dialect> =
     LazyLock::new(|| Dialect::new("least", " for update skip locked", " for update"));
+
+static INSERT_EVENT_AND_JOBS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with event as ({}),
+         queued as (
+            insert into jobs (kind, pairing, dedupe_key, payload, state, attempts, max_attempts,
+                              run_at, created_at, updated_at)
+            select k, p, d, pl, 'pending', 0, m, r, $8, $8
+            from unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int[],
+                        $14::bigint[]) as t(k, p, d, pl, m, r)
+            where exists (select 1 from event)
+            on conflict (dedupe_key) where state in ('pending', 'failed') do update
+               set run_at = least(jobs.run_at, excluded.run_at),
+                   payload = excluded.payload,
+                   updated_at = excluded.updated_at
+            returning id
+         )
+         select exists (select 1 from event) as stored,
+                coalesce((select array_agg(id) from queued), '{{}}') as jobs",
+        sql::INSERT_INBOUND
+    )
+});
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -35,6 +57,45 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The event and its jobs in one statement (one round trip, one commit): the jobs are
+    /// inserted only when the event row was, so a redelivery changes nothing.
+    async fn insert_event_and_jobs(
+        &self,
+        event: &NewInboundEvent,
+        jobs: &[NewJob],
+        now: Millis,
+    ) -> StoreResult<Recorded> {
+        let row: (bool, Vec<i64>) = sqlx::query_as(&INSERT_EVENT_AND_JOBS)
+            .bind(&event.source)
+            .bind(&event.event_id)
+            .bind(&event.event_type)
+            .bind(&event.outcome)
+            .bind(&event.detail)
+            .bind(&event.body)
+            .bind(event.received_at)
+            .bind(now)
+            .bind(jobs.iter().map(|j| j.kind.clone()).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| j.pairing.clone()).collect::<Vec<_>>())
+            .bind(
+                jobs.iter()
+                    .map(|j| j.dedupe_key.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                jobs.iter()
+                    .map(|j| j.payload.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| j.run_at).collect::<Vec<_>>())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(match row {
+            (true, ids) => Recorded::Stored { jobs: ids },
+            (false, _) => Recorded::Duplicate,
+        })
     }
 
     /// Postgres takes concurrent writers; row locks do the rest.

@@ -15,7 +15,9 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::{Backend, Dialect, StoreError, StoreResult};
+use super::{
+    sql, Backend, Dialect, Millis, NewInboundEvent, NewJob, Recorded, StoreError, StoreResult,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -56,6 +58,47 @@ impl SqliteStore {
             .connect_lazy_with(options);
         let writer = writer_for(&path);
         Ok(Self { pool, path, writer })
+    }
+
+    /// One transaction; in-process statements cost no round trips, so one per row is fine.
+    async fn insert_event_and_jobs(
+        &self,
+        event: &NewInboundEvent,
+        jobs: &[NewJob],
+        now: Millis,
+    ) -> StoreResult<Recorded> {
+        let mut tx = self.pool.begin().await?;
+        let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT_INBOUND)
+            .bind(&event.source)
+            .bind(&event.event_id)
+            .bind(&event.event_type)
+            .bind(&event.outcome)
+            .bind(&event.detail)
+            .bind(&event.body)
+            .bind(event.received_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if inserted.is_none() {
+            tx.rollback().await?;
+            return Ok(Recorded::Duplicate);
+        }
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            ids.push(
+                sqlx::query_scalar(&DIALECT.enqueue)
+                    .bind(&job.kind)
+                    .bind(&job.pairing)
+                    .bind(&job.dedupe_key)
+                    .bind(job.payload.to_string())
+                    .bind(job.max_attempts)
+                    .bind(job.run_at)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(Recorded::Stored { jobs: ids })
     }
 
     async fn write_guard(&self) -> Option<OwnedMutexGuard<()>> {

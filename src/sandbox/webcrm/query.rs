@@ -201,9 +201,17 @@ fn tokenize(src: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// Deepest nesting of parentheses and `NOT` a script may use.
+const MAX_DEPTH: usize = 64;
+/// Most conditions (comparisons, `AND`, `OR`, `NOT`) a WHERE clause may have. Evaluation
+/// recurses over the tree, so both limits keep hostile scripts from overflowing the stack.
+const MAX_CONDITIONS: usize = 1_000;
+
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    depth: usize,
+    conditions: usize,
 }
 
 impl Parser {
@@ -229,6 +237,25 @@ impl Parser {
         } else {
             Err(format!("expected {kw}"))
         }
+    }
+    fn condition(&mut self) -> Result<(), String> {
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return Err(format!("more than {MAX_CONDITIONS} conditions"));
+        }
+        Ok(())
+    }
+    fn nested<T>(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> Result<T, String>,
+    ) -> Result<T, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let out = parse(self);
+        self.depth -= 1;
+        out
     }
     fn ident(&mut self) -> Result<String, String> {
         match self.next() {
@@ -290,6 +317,7 @@ impl Parser {
     fn or(&mut self) -> Result<Expr, String> {
         let mut left = self.and()?;
         while self.keyword("OR") {
+            self.condition()?;
             left = Expr::Or(Box::new(left), Box::new(self.and()?));
         }
         Ok(left)
@@ -297,13 +325,15 @@ impl Parser {
     fn and(&mut self) -> Result<Expr, String> {
         let mut left = self.not()?;
         while self.keyword("AND") {
+            self.condition()?;
             left = Expr::And(Box::new(left), Box::new(self.not()?));
         }
         Ok(left)
     }
     fn not(&mut self) -> Result<Expr, String> {
         if self.keyword("NOT") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.condition()?;
+            return Ok(Expr::Not(Box::new(self.nested(Self::not)?)));
         }
         self.primary()
     }
@@ -319,12 +349,13 @@ impl Parser {
     fn primary(&mut self) -> Result<Expr, String> {
         if self.peek() == Some(&Tok::LParen) {
             self.pos += 1;
-            let e = self.or()?;
+            let e = self.nested(Self::or)?;
             return match self.next() {
                 Some(Tok::RParen) => Ok(e),
                 _ => Err("expected ')'".into()),
             };
         }
+        self.condition()?;
         let left = self.operand()?;
         if let Operand::Column(col) = &left {
             if self.keyword("IS") {
@@ -381,7 +412,13 @@ fn is_reserved(word: &str) -> bool {
 /// Parses a script.
 pub fn parse(script: &str) -> Result<ParsedQuery, String> {
     let toks = tokenize(script)?;
-    Parser { toks, pos: 0 }.query()
+    Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+        conditions: 0,
+    }
+    .query()
 }
 
 /// A column of the queried table.
@@ -467,18 +504,35 @@ fn compare(a: &V, b: &V) -> Option<Ordering> {
     }
 }
 
+/// `%` matches any run, `_` one character. Backtracks only to the last `%`, so the time is
+/// at most length × pattern length, whatever the pattern.
 fn like(text: &str, pattern: &str) -> bool {
-    fn go(t: &[char], p: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('%', rest)) => (0..=t.len()).any(|i| go(&t[i..], rest)),
-            Some(('_', rest)) => !t.is_empty() && go(&t[1..], rest),
-            Some((c, rest)) => t.first() == Some(c) && go(&t[1..], rest),
-        }
-    }
     let t: Vec<char> = text.to_lowercase().chars().collect();
     let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    go(&t, &p)
+    let (mut ti, mut pi) = (0, 0);
+    // The last `%` seen and the text position it currently stands in for.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('%') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '_' || c == t[ti] => {
+                ti += 1;
+                pi += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    star = Some((sp, st + 1));
+                    pi = sp + 1;
+                    ti = st + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '%')
 }
 
 fn eval(expr: &Expr, cols: &Columns<'_>, rec: &Map<String, Value>) -> Result<bool, String> {
