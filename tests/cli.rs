@@ -125,6 +125,30 @@ fn migrate_creates_the_sqlite_database_and_is_repeatable() {
     assert!(dir.path().join("new.db").exists());
 }
 
+/// A child process that is killed when the test ends, even by a failed assertion, so a
+/// failing test leaves no server behind.
+struct Reaped(std::process::Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -138,12 +162,13 @@ async fn serve_answers_and_exits_cleanly_on_sigterm(backend: Backend) {
     let addr = format!("127.0.0.1:{}", free_port());
     let mut c = command();
     valid(&mut c, &db.url, &addr);
-    let mut child = c
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        c.arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let client = reqwest::Client::new();
     let base = format!("http://{addr}");
     let started = Instant::now();
@@ -219,11 +244,13 @@ async fn acknowledged_webhook_survives_sigkill(backend: Backend) {
     let spawn = || {
         let mut c = command();
         valid(&mut c, &db.url, &addr);
-        c.arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+        Reaped(
+            c.arg("serve")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     };
     let mut child = spawn();
     wait_ready(&client, &base).await;
@@ -273,12 +300,14 @@ on_both_backends!(
 #[tokio::test]
 async fn sandbox_command_serves_both_apis_and_prints_their_credentials() {
     use std::io::{BufRead, BufReader};
-    let mut child = command()
-        .arg("sandbox")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        command()
+            .arg("sandbox")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let stdout = child.stdout.take().unwrap();
     let lines: Vec<String> = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)
@@ -318,7 +347,7 @@ async fn sandbox_command_serves_both_apis_and_prints_their_credentials() {
 
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let status = tokio::task::spawn_blocking(move || child.0.wait())
         .await
         .unwrap()
         .unwrap();

@@ -637,3 +637,91 @@ async fn cli_without_public_url_exits_non_zero_with_one_line() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn admin_endpoint_plans_applies_and_refuses_bad_input() {
+    let sb = Sandboxes::start().await;
+    let db = common::TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let mut config = sb.config(PUBLIC);
+    config.database_url = db.url.clone();
+    let app = TestApp::spawn_with_config(db, store, config).await;
+    let url = app.url("/admin/v1/register-webhooks");
+    let admin = common::app::ADMIN;
+
+    let dry: Value = app
+        .client
+        .post(format!("{url}?dry_run=true"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dry["create"], 16, "{dry}");
+    assert_eq!(sb.chargebee_writes(), 0, "a dry run writes nothing");
+
+    let applied = app
+        .client
+        .post(&url)
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(applied.status(), 200);
+    assert_eq!(sb.endpoints().len(), 1);
+    let again: Value = app
+        .client
+        .post(&url)
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (again["create"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(16))
+    );
+
+    let no_token = app.client.post(&url).send().await.unwrap();
+    assert_eq!(no_token.status(), 401);
+    let bad = app
+        .client
+        .post(format!("{url}?dry_run=maybe"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("dry_run"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn admin_endpoint_without_public_url_is_400_naming_it() {
+    let sb = Sandboxes::start().await;
+    let db = common::TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let mut config = sb.config_with(&[]);
+    config.database_url = db.url.clone();
+    let app = TestApp::spawn_with_config(db, store, config).await;
+    let resp = app
+        .client
+        .post(app.url("/admin/v1/register-webhooks"))
+        .bearer_auth(common::app::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("PUBLIC_URL"),
+        "{body}"
+    );
+}

@@ -13,6 +13,7 @@ mod pairings;
 mod params;
 mod pending;
 mod status;
+mod webhooks;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -60,6 +61,7 @@ pub fn routes() -> Router<AppState> {
             "/pairings/{name}/resync/{job_id}",
             get(pairings::resync_status),
         )
+        .route("/register-webhooks", post(webhooks::register_webhooks))
 }
 
 #[derive(OpenApi)]
@@ -95,6 +97,7 @@ pub fn routes() -> Router<AppState> {
         pairings::resume,
         pairings::resync,
         pairings::resync_status,
+        webhooks::register_webhooks,
     ),
     components(schemas(ErrorResponse, Pairing, Side, jobs::JobStateName, events::Outcome)),
     modifiers(&BearerAuth),
@@ -107,6 +110,7 @@ pub fn routes() -> Router<AppState> {
         (name = "pending-actions", description = "Changes a target API cannot accept"),
         (name = "events", description = "The inbound webhook log"),
         (name = "pairings", description = "Pause, resume and resync a pairing"),
+        (name = "webhooks", description = "Register our webhook endpoint and hooks"),
     )
 )]
 pub struct ApiDoc;
