@@ -160,6 +160,13 @@ pub fn parse_instant(name: &str, value: &str) -> Result<Millis, ApiError> {
 
 /// A free-text filter or id: not blank, at most 256 characters, no control characters.
 pub fn text(name: &str, value: &str) -> Result<String, ApiError> {
+    // Control characters are refused before trimming: some (tab, vertical tab) count as
+    // whitespace and would otherwise be trimmed away silently.
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{name}: must not contain control characters"
+        )));
+    }
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(ApiError::bad_request(format!("{name}: must not be empty")));
@@ -167,11 +174,6 @@ pub fn text(name: &str, value: &str) -> Result<String, ApiError> {
     if trimmed.chars().count() > MAX_TEXT {
         return Err(ApiError::bad_request(format!(
             "{name}: longer than {MAX_TEXT} characters"
-        )));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "{name}: must not contain control characters"
         )));
     }
     Ok(trimmed.to_string())
@@ -273,6 +275,19 @@ mod tests {
             let json = serde_json::to_value(p).unwrap();
             assert_eq!(json, p.as_str());
         }
+    }
+
+    #[test]
+    fn text_refuses_control_characters_even_where_trimming_would_hide_them() {
+        for bad in ["abc\u{b}", "\tabc", "a\u{0}b", "abc\u{85}"] {
+            let err = text("chargebee_id", bad).unwrap_err();
+            assert!(
+                err.message.starts_with("chargebee_id:"),
+                "{bad:?}: {}",
+                err.message
+            );
+        }
+        assert_eq!(text("chargebee_id", " cust_1 ").unwrap(), "cust_1");
     }
 
     #[test]
