@@ -380,10 +380,6 @@ mod sql {
            and not exists (select 1 from links o where o.pairing = $1 and o.chargebee_id = $3)
          returning id";
 
-    pub const APPEND_SYNC_LOG: &str = "insert into sync_log
-            (pairing, link_id, webcrm_id, chargebee_id, job_id, action, detail, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)";
-
     pub const PURGE_INBOUND: &str = "delete from inbound_events where received_at < $1";
 
     pub const JOB_COUNTS: &str = "select pairing, state, count(*) as count from jobs
@@ -645,7 +641,7 @@ macro_rules! impl_store {
                         .await?;
                     for link_id in ids {
                         let detail = serde_json::json!({ "from": old_id, "to": new_id });
-                        sqlx::query($crate::store::sql::APPEND_SYNC_LOG)
+                        sqlx::query($crate::store::admin::sql::APPEND_SYNC_LOG)
                             .bind(pairing)
                             .bind(link_id)
                             .bind(Option::<String>::None)
