@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::chargebee::ChargebeeClient;
+use crate::clients::outbound::OutboundLimiter;
 use crate::config::Config;
 use crate::http::{router, AppState, IntakeSettings};
 use crate::queue::{Backoff, Dispatcher, JobHandler, Queue, QueueConfig, WorkerPool};
@@ -47,11 +48,39 @@ pub fn queue_config(config: &Config) -> QueueConfig {
     }
 }
 
+/// One outbound limiter per API for the whole process: every client of that API spends the
+/// same budget, and a `Retry-After` pauses them all (the admin status reports it).
+#[derive(Debug, Clone, Default)]
+pub struct Limiters {
+    pub chargebee: Option<Arc<OutboundLimiter>>,
+    pub webcrm: Option<Arc<OutboundLimiter>>,
+}
+
+impl Limiters {
+    pub fn from_config(config: &Config) -> Self {
+        Limiters {
+            chargebee: config.chargebee.as_ref().map(|c| {
+                OutboundLimiter::new(crate::clients::chargebee::API_NAME, c.rate_limit_per_minute)
+            }),
+            webcrm: config.webcrm.as_ref().map(|w| {
+                OutboundLimiter::new(crate::clients::webcrm::API_NAME, w.rate_limit_per_minute)
+            }),
+        }
+    }
+}
+
 /// The job handlers of this version, by job kind.
-pub fn handlers(config: &Config, store: &DynStore) -> anyhow::Result<Dispatcher> {
+pub fn handlers(
+    config: &Config,
+    store: &DynStore,
+    limiters: &Limiters,
+) -> anyhow::Result<Dispatcher> {
     let mut dispatcher = Dispatcher::new();
-    if let Some(cb) = &config.chargebee {
-        let chargebee = Arc::new(ChargebeeClient::new(cb.client_config())?);
+    if let (Some(cb), Some(limiter)) = (&config.chargebee, &limiters.chargebee) {
+        let chargebee = Arc::new(ChargebeeClient::with_limiter(
+            cb.client_config(),
+            limiter.clone(),
+        )?);
         dispatcher = dispatcher.register(
             crate::intake::REKEY_JOB,
             Arc::new(RekeyCustomer {
@@ -69,6 +98,7 @@ pub fn handlers(config: &Config, store: &DynStore) -> anyhow::Result<Dispatcher>
 pub fn start(
     config: Arc<Config>,
     store: DynStore,
+    limiters: Limiters,
     handler: Arc<dyn JobHandler>,
     listener: TcpListener,
     shutdown: CancellationToken,
@@ -80,6 +110,7 @@ pub fn start(
         store: store.clone(),
         queue: queue.clone(),
         intake: Arc::new(IntakeSettings::from_config(&config)),
+        limiters,
         config: config.clone(),
         metrics: telemetry::metrics_handle(),
         shutdown: shutdown.clone(),
@@ -145,8 +176,16 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
     let shutdown = CancellationToken::new();
-    let handler = Arc::new(handlers(&config, &store)?);
-    let running = start(config.clone(), store, handler, listener, shutdown.clone())?;
+    let limiters = Limiters::from_config(&config);
+    let handler = Arc::new(handlers(&config, &store, &limiters)?);
+    let running = start(
+        config.clone(),
+        store,
+        limiters,
+        handler,
+        listener,
+        shutdown.clone(),
+    )?;
     tracing::info!(addr = %running.addr, database = %crate::config::mask_url(&config.database_url), "listening");
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -42,6 +42,7 @@ fn test_config(database_url: &str) -> Config {
 struct TestApp {
     addr: std::net::SocketAddr,
     store: DynStore,
+    limiters: wcs::serve::Limiters,
     client: reqwest::Client,
     shutdown: CancellationToken,
     _db: TestDb,
@@ -62,7 +63,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
+        let limiters = wcs::serve::Limiters::from_config(&config);
         let app = router(AppState {
+            limiters: limiters.clone(),
             store: store.clone(),
             queue: Queue::new(store.clone(), config.queue.max_attempts),
             intake: Arc::new(IntakeSettings::from_config(&config)),
@@ -80,6 +83,7 @@ impl TestApp {
         TestApp {
             addr,
             store,
+            limiters,
             client: reqwest::Client::new(),
             shutdown,
             _db: db,
@@ -489,6 +493,22 @@ async fn status_reports_every_pairing_with_links_queue_conflicts_and_actions(bac
     );
     assert_eq!(body["rate_limits"]["webcrm"]["budget_per_minute"], 250);
     assert_eq!(body["drift"], Value::Null);
+    assert!(body["generated_at"].as_str().unwrap().ends_with('Z'));
+
+    // A Retry-After from Chargebee pauses this process's Chargebee calls: status shows until when.
+    app.limiters
+        .chargebee
+        .as_ref()
+        .unwrap()
+        .pause_for(std::time::Duration::from_secs(60));
+    let body = json_of(app.get("/status").await).await;
+    let until = body["rate_limits"]["chargebee"]["paused_until"]
+        .as_str()
+        .unwrap();
+    let until = chrono::DateTime::parse_from_rfc3339(until).unwrap();
+    let ahead = until.timestamp_millis() - chrono::Utc::now().timestamp_millis();
+    assert!((50_000..=60_000).contains(&ahead), "{ahead}");
+    assert_eq!(body["rate_limits"]["webcrm"]["paused_until"], Value::Null);
     assert!(body["generated_at"].as_str().unwrap().ends_with('Z'));
 }
 

@@ -1309,6 +1309,7 @@ impl TestApp {
         let running = serve::start(
             config.clone(),
             store.clone(),
+            serve::Limiters::from_config(&config),
             Arc::new(Dispatcher::new()),
             listener,
             CancellationToken::new(),

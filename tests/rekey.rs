@@ -24,7 +24,7 @@ struct LogRow {
 
 /// Runs every due job once with the service's real handlers.
 async fn run_jobs(app: &TestApp) {
-    let handlers = wcs::serve::handlers(&app.config, &app.store).unwrap();
+    let handlers = wcs::serve::handlers(&app.config, &app.store, &app.limiters).unwrap();
     let pool = WorkerPool::new(
         Queue::new(app.store.clone(), 3),
         Arc::new(handlers),

@@ -87,8 +87,9 @@ pub struct Polls {
 pub struct RateLimitStatus {
     /// The configured outbound budget; null when the API is not configured.
     pub budget_per_minute: Option<u32>,
-    /// Until when calls are held back after the API answered 429/503. Not reported by this
-    /// version (the limiters are per process); always null.
+    /// Until when this process holds calls back because the API answered 429 (or 503) with
+    /// `Retry-After`; null when not paused. Limiters are per process, so each replica
+    /// reports its own.
     #[schema(format = DateTime)]
     pub paused_until: Option<String>,
 }
@@ -220,7 +221,7 @@ pub async fn status(_: Admin, State(state): State<AppState>) -> Result<Json<Stat
                     .chargebee
                     .as_ref()
                     .map(|c| c.rate_limit_per_minute),
-                paused_until: None,
+                paused_until: paused_until(state.limiters.chargebee.as_deref()),
             },
             webcrm: RateLimitStatus {
                 budget_per_minute: state
@@ -228,9 +229,15 @@ pub async fn status(_: Admin, State(state): State<AppState>) -> Result<Json<Stat
                     .webcrm
                     .as_ref()
                     .map(|c| c.rate_limit_per_minute),
-                paused_until: None,
+                paused_until: paused_until(state.limiters.webcrm.as_deref()),
             },
         },
         drift: None,
     }))
+}
+
+fn paused_until(limiter: Option<&crate::clients::outbound::OutboundLimiter>) -> Option<String> {
+    limiter
+        .and_then(|l| l.status().paused_until)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }

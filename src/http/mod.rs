@@ -39,6 +39,8 @@ pub struct AppState {
     pub queue: Queue,
     pub config: Arc<Config>,
     pub intake: Arc<IntakeSettings>,
+    /// The process's outbound limiters, for the admin status.
+    pub limiters: crate::serve::Limiters,
     pub metrics: PrometheusHandle,
     /// Fired on SIGTERM/SIGINT: readiness fails from then on.
     pub shutdown: CancellationToken,

@@ -45,6 +45,8 @@ pub fn test_config(database_url: &str) -> Config {
 pub struct TestApp {
     pub running: Running,
     pub config: Arc<Config>,
+    /// The limiters the running service uses (shared with its handlers and admin status).
+    pub limiters: serve::Limiters,
     pub client: reqwest::Client,
     pub store: DynStore,
     pub db: TestDb,
@@ -59,9 +61,11 @@ impl TestApp {
         // Workers would claim test jobs; these tests look at the queue instead.
         queue.worker_concurrency = 0;
         let config = Arc::new(Config { queue, ..config });
+        let limiters = serve::Limiters::from_config(&config);
         let running = serve::start(
             config.clone(),
             store.clone(),
+            limiters.clone(),
             Arc::new(Dispatcher::new()),
             listener,
             CancellationToken::new(),
@@ -70,6 +74,7 @@ impl TestApp {
         TestApp {
             running,
             config,
+            limiters,
             client: reqwest::Client::new(),
             store,
             db,
