@@ -108,12 +108,7 @@ async fn metrics_expose_requests_and_queue_gauges(backend: Backend) {
         "k".into(),
         serde_json::json!({}),
     );
-    // No worker handles "test" in this app; stop it from running by pausing the pairing.
-    queue
-        .store()
-        .set_pairing_paused("products_items", true, wcs::store::now_ms())
-        .await
-        .unwrap();
+    // The test app runs no workers, so the job stays pending for the gauge to show.
     queue.enqueue(&job).await.unwrap();
     app.get("/healthz").await;
     let resp = app.get("/metrics").await;

@@ -31,14 +31,10 @@ fn unauthorized(source: &'static str, challenge: &'static str, message: &str) ->
 /// the sender retries instead of believing the event was taken.
 async fn store(
     state: &AppState,
+    source: &'static str,
     event: NewInboundEvent,
     jobs: Vec<NewJob>,
 ) -> Result<Recorded, ApiError> {
-    let source = if event.source == "chargebee" {
-        "chargebee"
-    } else {
-        "webcrm"
-    };
     match state
         .store
         .record_inbound(&event, &jobs, event.received_at)
@@ -92,7 +88,7 @@ pub async fn chargebee(State(state): State<AppState>, headers: HeaderMap, body: 
                 body: None,
                 received_at: now,
             };
-            if let Err(e) = store(&state, event, Vec::new()).await {
+            if let Err(e) = store(&state, "chargebee", event, Vec::new()).await {
                 return e.into_response();
             }
             count("chargebee", "rejected");
@@ -147,7 +143,7 @@ pub async fn chargebee(State(state): State<AppState>, headers: HeaderMap, body: 
         body: Some(String::from_utf8_lossy(verified.raw()).into_owned()),
         received_at: now,
     };
-    match store(&state, event, jobs).await {
+    match store(&state, "chargebee", event, jobs).await {
         Ok(Recorded::Duplicate) => {
             count("chargebee", "duplicate");
             (StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response()
@@ -220,7 +216,7 @@ pub async fn webcrm(
         body: Some(String::from_utf8_lossy(&body).into_owned()),
         received_at: now,
     };
-    match store(&state, event, jobs).await {
+    match store(&state, "webcrm", event, jobs).await {
         Ok(recorded) => {
             count("webcrm", outcome);
             let jobs = match recorded {
