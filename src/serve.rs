@@ -148,7 +148,9 @@ pub fn start(
 pub const EVENT_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 async fn purge_old_events(store: DynStore, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    // First purge one period after start: a restart loop must not turn into a purge loop.
+    let period = std::time::Duration::from_secs(3600);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
