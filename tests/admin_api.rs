@@ -3,95 +3,46 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::{Backend, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-use wcs::config::{Config, Purpose, RawConfig};
-use wcs::http::{router, AppState, IntakeSettings};
-use wcs::queue::Queue;
 use wcs::store::admin::{EventFilter, NewConflict, NewLink, NewPendingAction, NewSyncLog, Page};
 use wcs::store::{now_ms, DynStore, NewInboundEvent, NewJob, Recorded, Release};
 
 const TOKEN: &str = "admin-token-0123456789abcdef";
 const SECOND_TOKEN: &str = "rotated-token-abcdef0123456789";
 
-fn test_config(database_url: &str) -> Config {
-    let tokens = format!("{TOKEN}, {SECOND_TOKEN}");
-    let env = [
-        ("DATABASE_URL", database_url),
-        ("LISTEN_ADDR", "127.0.0.1:0"),
-        ("CHARGEBEE_SITE", "acme-test"),
-        ("CHARGEBEE_API_KEY", "test_cb_key_0123456789"),
-        ("CHARGEBEE_WEBHOOK_USERNAME", "chargebee"),
-        ("CHARGEBEE_WEBHOOK_PASSWORD", "webhook-password-0123"),
-        ("CHARGEBEE_RATE_LIMIT_PER_MINUTE", "1000"),
-        ("WEBCRM_API_TOKEN", "00000000-0000-4000-8000-000000000001"),
-        ("WEBCRM_WEBHOOK_SECRET", "webcrm-hook-secret-0123456789"),
-        ("ADMIN_TOKEN", tokens.as_str()),
-        ("PRODUCTS_ITEMS_ENABLED", "false"),
-        ("SHUTDOWN_GRACE_SECS", "2"),
-    ];
-    RawConfig::from_sources(None, env.map(|(k, v)| (k.to_string(), v.to_string())))
-        .validate(Purpose::Serve)
-        .expect("valid test config")
-}
-
+/// The shared test service (no workers: jobs stay where the tests put them), with two admin
+/// tokens to prove rotation, a known Chargebee budget and one pairing switched off.
 struct TestApp {
-    addr: std::net::SocketAddr,
+    inner: common::app::TestApp,
     store: DynStore,
     limiters: wcs::serve::Limiters,
-    client: reqwest::Client,
-    shutdown: CancellationToken,
-    _db: TestDb,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 impl TestApp {
-    /// The HTTP surface alone, without workers: jobs stay where the tests put them.
     async fn spawn(backend: Backend) -> TestApp {
         let db = TestDb::new(backend).await;
         let store = db.store().await;
-        let config = Arc::new(test_config(&db.url));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let limiters = wcs::serve::Limiters::from_config(&config);
-        let app = router(AppState {
-            limiters: limiters.clone(),
-            store: store.clone(),
-            queue: Queue::new(store.clone(), config.queue.max_attempts),
-            intake: Arc::new(IntakeSettings::from_config(&config)),
-            config,
-            metrics: wcs::telemetry::metrics_handle(),
-            shutdown: shutdown.clone(),
-        });
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .unwrap();
-        });
+        let tokens = format!("{TOKEN}, {SECOND_TOKEN}");
+        let config = common::app::test_config_with(
+            &db.url,
+            &[
+                ("ADMIN_TOKEN", tokens.as_str()),
+                ("CHARGEBEE_RATE_LIMIT_PER_MINUTE", "1000"),
+                ("PRODUCTS_ITEMS_ENABLED", "false"),
+            ],
+        );
+        let inner = common::app::TestApp::spawn_with_config(db, store, config).await;
         TestApp {
-            addr,
-            store,
-            limiters,
-            client: reqwest::Client::new(),
-            shutdown,
-            _db: db,
+            store: inner.store.clone(),
+            limiters: inner.limiters.clone(),
+            inner,
         }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}/admin/v1{path}", self.addr)
+        self.inner.url(&format!("/admin/v1{path}"))
     }
 
     async fn send(
@@ -101,7 +52,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&str>,
     ) -> reqwest::Response {
-        let mut req = self.client.request(method, self.url(path));
+        let mut req = self.inner.client.request(method, self.url(path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -358,6 +309,7 @@ async fn every_endpoint_is_401_with_a_wrong_token(backend: Backend) {
         }
         // Basic auth with the token as password is not bearer auth.
         let resp = app
+            .inner
             .client
             .request(method.parse().unwrap(), app.url(path))
             .basic_auth("admin", Some(TOKEN))
@@ -378,6 +330,7 @@ async fn second_token_of_the_list_is_accepted(backend: Backend) {
     }
     // The scheme name is case-insensitive.
     let resp = app
+        .inner
         .client
         .get(app.url("/links"))
         .header("authorization", format!("bearer {SECOND_TOKEN}"))
@@ -513,62 +466,30 @@ async fn status_reports_every_pairing_with_links_queue_conflicts_and_actions(bac
 }
 
 async fn tombstone(app: &TestApp, link_id: i64) {
-    let sql = "update links set tombstoned_at = $1 where id = $2";
-    match app._db.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&app._db.url).await.unwrap();
-            sqlx::query(sql)
-                .bind(now_ms())
-                .bind(link_id)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&app._db.url).await.unwrap();
-            sqlx::query(sql)
-                .bind(now_ms())
-                .bind(link_id)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-    }
+    app.inner
+        .db
+        .exec(&format!(
+            "update links set tombstoned_at = {} where id = {link_id}",
+            now_ms()
+        ))
+        .await;
 }
 
 async fn status_reports_the_last_successful_poll_per_source(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let sql = "insert into cursors (source, entity, value, updated_at) values ($1, $2, $3, $4)";
     let rows = [
         ("chargebee", "events", 1_700_000_000_000_i64),
         ("webcrm", "Persons", 1_700_000_005_000),
         ("webcrm", "Organisations", 1_700_000_009_000),
     ];
     for (source, entity, at) in rows {
-        match backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&app._db.url).await.unwrap();
-                sqlx::query(sql)
-                    .bind(source)
-                    .bind(entity)
-                    .bind("cursor")
-                    .bind(at)
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(&app._db.url).await.unwrap();
-                sqlx::query(sql)
-                    .bind(source)
-                    .bind(entity)
-                    .bind("cursor")
-                    .bind(at)
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
-        }
+        app.inner
+            .db
+            .exec(&format!(
+                "insert into cursors (source, entity, value, updated_at)
+                 values ('{source}', '{entity}', 'cursor', {at})"
+            ))
+            .await;
     }
     let body = json_of(app.get("/status").await).await;
     assert_eq!(
@@ -797,6 +718,7 @@ async fn link_create_rejects_bad_bodies_naming_the_field(backend: Backend) {
         assert_bad(resp, param).await;
     }
     let resp = app
+        .inner
         .client
         .post(app.url("/links"))
         .bearer_auth(TOKEN)
@@ -812,6 +734,7 @@ async fn link_create_rejects_bad_bodies_naming_the_field(backend: Backend) {
     // The service may answer 413 and close before the whole body is written; the client
     // then sees a broken pipe instead of the answer.
     let sent = app
+        .inner
         .client
         .post(app.url("/links"))
         .bearer_auth(TOKEN)
