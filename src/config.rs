@@ -127,6 +127,11 @@ pub const SETTINGS: &[Setting] = &[
         "ISO 4217 code for amounts whose record names no currency",
     ),
     setting(
+        "WEBCRM_CURRENCY_MAP",
+        None,
+        "webCRM currency names that are not ISO codes, as `name=CODE` pairs separated by commas (e.g. `00=DKK,01=EUR`); an unmapped name stops that record with an error",
+    ),
+    setting(
         "RUST_LOG",
         Some("info"),
         "log filter (`tracing` EnvFilter syntax)",
@@ -188,6 +193,18 @@ pub const PAIRING_SETTINGS: &[PairingSetting] = &[
         default: Some("all"),
         help:
             "`all` persons, or only `opportunity` persons connected to a synchronised opportunity",
+    },
+    PairingSetting {
+        pairing: Some("persons_customers"),
+        key: "marker_field",
+        default: Some("PersonCustom15"),
+        help: "webCRM person text field where a person created from a customer keeps the customer id (reserve it for the sync)",
+    },
+    PairingSetting {
+        pairing: Some("organisations_business_entities"),
+        key: "marker_field",
+        default: Some("OrganisationExtraCustom8"),
+        help: "webCRM organisation text field where an organisation created from a business entity keeps the entity id (reserve it for the sync)",
     },
     PairingSetting {
         pairing: Some("opportunities_orders"),
@@ -284,6 +301,14 @@ pub fn reference_table() -> String {
     out
 }
 
+/// The default of a pairing-specific setting.
+pub fn pairing_default(pairing: &str, key: &str) -> Option<&'static str> {
+    PAIRING_SETTINGS
+        .iter()
+        .find(|ps| ps.key == key && ps.pairing.is_none_or(|p| p == pairing))
+        .and_then(|ps| ps.default)
+}
+
 fn pairing_env(pairing: &str, key: &str) -> String {
     format!("{pairing}_{key}").to_ascii_uppercase()
 }
@@ -360,6 +385,8 @@ pub struct Config {
     pub poll_interval: Duration,
     pub public_url: Option<Url>,
     pub default_currency: String,
+    /// Validated webCRM currency names (`WEBCRM_CURRENCY_MAP`).
+    pub currency_map: crate::sync::normalize::currency::CurrencyTable,
     pub log_filter: String,
     pub log_format: LogFormat,
     pub queue: QueueSettings,
@@ -655,6 +682,16 @@ impl Validator<'_> {
         let public_url = self.url("PUBLIC_URL");
         let concurrency = self.positive("WORKER_CONCURRENCY");
         let default_currency = self.currency("DEFAULT_CURRENCY");
+        let currency_map = {
+            let spec = self.optional("WEBCRM_CURRENCY_MAP").unwrap_or_default();
+            match crate::sync::normalize::currency::CurrencyTable::parse(&spec) {
+                Ok(table) => Some(table),
+                Err(e) => {
+                    self.fail(format!("WEBCRM_CURRENCY_MAP: {e}"));
+                    None
+                }
+            }
+        };
         let log_format = match self.optional("LOG_FORMAT").as_deref() {
             Some("json") => Some(LogFormat::Json),
             Some("pretty") | None => Some(LogFormat::Pretty),
@@ -677,6 +714,7 @@ impl Validator<'_> {
             poll_interval: Duration::from_secs(u64::from(poll?)),
             public_url,
             default_currency: default_currency?,
+            currency_map: currency_map?,
             log_filter: self.optional("RUST_LOG").unwrap_or_else(|| "info".into()),
             log_format: log_format?,
             queue: QueueSettings {

@@ -9,11 +9,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::chargebee::ChargebeeClient;
-use crate::clients::outbound::OutboundLimiter;
+use crate::clients::outbound::{Outbound, OutboundLimiter};
+use crate::clients::webcrm::WebcrmClient;
 use crate::config::Config;
 use crate::http::{router, AppState, IntakeSettings};
 use crate::queue::{Backoff, Dispatcher, JobHandler, Queue, QueueConfig, WorkerPool};
 use crate::store::{self, DynStore};
+use crate::sync::engine::SyncEngine;
+use crate::sync::pairing::SyncContext;
 use crate::sync::rekey::RekeyCustomer;
 use crate::telemetry;
 
@@ -76,17 +79,33 @@ pub fn handlers(
     limiters: &Limiters,
 ) -> anyhow::Result<Dispatcher> {
     let mut dispatcher = Dispatcher::new();
-    if let (Some(cb), Some(limiter)) = (&config.chargebee, &limiters.chargebee) {
-        let chargebee = Arc::new(ChargebeeClient::with_limiter(
-            cb.client_config(),
-            limiter.clone(),
-        )?);
+    let (Some(cb), Some(cb_limiter)) = (&config.chargebee, &limiters.chargebee) else {
+        return Ok(dispatcher);
+    };
+    let chargebee = Arc::new(ChargebeeClient::with_limiter(
+        cb.client_config(),
+        cb_limiter.clone(),
+    )?);
+    dispatcher = dispatcher.register(
+        crate::intake::REKEY_JOB,
+        Arc::new(RekeyCustomer {
+            store: store.clone(),
+            chargebee: chargebee.clone(),
+        }),
+    );
+    if let (Some(wc), Some(wc_limiter)) = (&config.webcrm, &limiters.webcrm) {
+        let wc_config = wc.client_config();
+        let outbound = Outbound::new(wc_limiter.clone(), wc_config.retry.clone());
+        let webcrm = Arc::new(WebcrmClient::with_outbound(wc_config, outbound)?);
+        let cx = Arc::new(SyncContext {
+            store: store.clone(),
+            chargebee,
+            webcrm,
+            config: Arc::new(config.clone()),
+        });
         dispatcher = dispatcher.register(
-            crate::intake::REKEY_JOB,
-            Arc::new(RekeyCustomer {
-                store: store.clone(),
-                chargebee,
-            }),
+            crate::intake::SYNC_JOB,
+            Arc::new(SyncEngine::new(cx, crate::sync::pairings::all())),
         );
     }
     Ok(dispatcher)

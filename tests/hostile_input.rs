@@ -1411,9 +1411,15 @@ impl TestApp {
             Some(id) => {
                 let enabled = |p: &str| self.config.pairing(p).is_some_and(|p| p.enabled);
                 for p in hook.pairings.iter().filter(|p| enabled(p)) {
+                    // An organisation hook names its persons' pairing's record by collection.
+                    let record = if *p == "persons_customers" && entity == "Organisations" {
+                        format!("Organisations/{id}")
+                    } else {
+                        id.clone()
+                    };
                     self.ledger
                         .job_keys
-                        .insert(record_sync_key(p, Side::Webcrm, &id));
+                        .insert(record_sync_key(p, Side::Webcrm, &record));
                 }
             }
             None => {

@@ -238,7 +238,7 @@ async fn webcrm_hook_with_an_id_enqueues_the_entitys_pairings(backend: Backend) 
             "sync:opportunities_orders:webcrm:13",
             "sync:organisations_business_entities:webcrm:7",
             "sync:persons_customers:webcrm:42",
-            "sync:persons_customers:webcrm:7",
+            "sync:persons_customers:webcrm:Organisations/7",
             "sync:quotationlines_orders:webcrm:99",
             "sync:users_customers:webcrm:5",
         ]

@@ -159,6 +159,19 @@ fn find_event_type(value: &Value) -> Option<String> {
 }
 
 /// The records a notification with an id asks us to sync.
+/// The webCRM collection whose records a pairing links; hooks of other collections name
+/// their record as `{collection}/{id}` so its jobs never share a key with the pairing's own.
+pub fn pairing_collection(pairing: &str) -> Option<&'static str> {
+    match pairing {
+        "persons_customers" => Some("Persons"),
+        "users_customers" => Some("Users"),
+        "organisations_business_entities" => Some("Organisations"),
+        "opportunities_orders" => Some("Opportunities"),
+        "quotationlines_orders" => Some("QuotationLines"),
+        _ => None,
+    }
+}
+
 pub fn targets(entity: &HookEntity, id: &str, event_type: Option<&str>) -> Vec<SyncTarget> {
     entity
         .pairings
@@ -166,7 +179,11 @@ pub fn targets(entity: &HookEntity, id: &str, event_type: Option<&str>) -> Vec<S
         .map(|p| SyncTarget {
             pairing: p,
             side: Side::Webcrm,
-            id: id.to_string(),
+            id: if pairing_collection(p) == Some(entity.collection) {
+                id.to_string()
+            } else {
+                format!("{}/{id}", entity.collection)
+            },
             hint: json!({ "entity": entity.collection, "event_type": event_type }),
         })
         .collect()

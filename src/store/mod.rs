@@ -8,6 +8,7 @@
 pub mod admin;
 mod postgres;
 mod sqlite;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -164,7 +165,7 @@ pub enum Recorded {
 }
 
 #[async_trait]
-pub trait Store: admin::AdminStore + Send + Sync + 'static {
+pub trait Store: admin::AdminStore + sync::SyncStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations (forward only). Safe to run from several processes at once.

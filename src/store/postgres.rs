@@ -118,3 +118,4 @@ super::impl_store!(
 );
 
 super::admin::impl_admin_store!(PgStore);
+super::sync::impl_sync_store!(PgStore);

@@ -138,3 +138,4 @@ super::impl_store!(
 );
 
 super::admin::impl_admin_store!(SqliteStore);
+super::sync::impl_sync_store!(SqliteStore);

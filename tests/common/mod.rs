@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

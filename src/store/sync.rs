@@ -1,0 +1,357 @@
+//! What the sync engine reads and writes: links with their snapshot and revision (the commit
+//! point of every sync job), tombstones, webCRM pending-create intents, and the automatic
+//! closing of pending actions. A third trait beside [`Store`](super::Store), written once for
+//! both backends by [`impl_sync_store!`].
+
+use async_trait::async_trait;
+
+use super::admin::NewSyncLog;
+use super::{Millis, StoreResult};
+
+/// A link as the engine sees it, with the revision its commit compares.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct SyncLink {
+    pub id: i64,
+    pub pairing: String,
+    pub webcrm_id: String,
+    pub chargebee_id: String,
+    /// JSON text.
+    pub snapshot: String,
+    pub webcrm_version: Option<String>,
+    pub chargebee_version: Option<String>,
+    pub revision: i64,
+    pub tombstoned_at: Option<Millis>,
+}
+
+/// The commit point of a sync job: the link (new, or the one read at `expected`), its new
+/// snapshot and versions, and the sync-log entry explaining what was done, in one transaction.
+#[derive(Debug, Clone)]
+pub struct LinkCommit {
+    pub pairing: String,
+    /// `(link id, revision read)` for an existing link; `None` inserts a new one.
+    pub expected: Option<(i64, i64)>,
+    pub webcrm_id: String,
+    pub chargebee_id: String,
+    pub snapshot: String,
+    pub webcrm_version: Option<String>,
+    pub chargebee_version: Option<String>,
+    /// The log entry; its link id is filled in.
+    pub log: NewSyncLog,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed {
+        link_id: i64,
+    },
+    /// Another job changed the link since it was read (or linked one of the records first):
+    /// re-run against the current state.
+    Stale,
+}
+
+#[async_trait]
+pub trait SyncStore: Send + Sync {
+    async fn link_by_webcrm(&self, pairing: &str, id: &str) -> StoreResult<Option<SyncLink>>;
+    async fn link_by_chargebee(&self, pairing: &str, id: &str) -> StoreResult<Option<SyncLink>>;
+    /// Live links of a pairing whose Chargebee id starts with `prefix` (order lines).
+    async fn links_by_chargebee_prefix(
+        &self,
+        pairing: &str,
+        prefix: &str,
+    ) -> StoreResult<Vec<SyncLink>>;
+    async fn commit_link(&self, commit: &LinkCommit, now: Millis) -> StoreResult<CommitOutcome>;
+    /// Marks the link's record as gone (idempotent) and logs why.
+    async fn tombstone_link(&self, id: i64, log: &NewSyncLog, now: Millis) -> StoreResult<()>;
+
+    async fn pending_create(
+        &self,
+        pairing: &str,
+        target: &str,
+        source_id: &str,
+    ) -> StoreResult<Option<String>>;
+    async fn record_pending_create(
+        &self,
+        pairing: &str,
+        target: &str,
+        source_id: &str,
+        marker: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+    async fn clear_pending_create(
+        &self,
+        pairing: &str,
+        target: &str,
+        source_id: &str,
+    ) -> StoreResult<()>;
+
+    /// Closes the open pending action of (pairing, kind, subject), if any.
+    async fn close_pending_action_for(
+        &self,
+        pairing: &str,
+        kind: &str,
+        subject: &str,
+        reason: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
+}
+
+macro_rules! sync_link_columns {
+    () => {
+        "id, pairing, webcrm_id, chargebee_id, snapshot, webcrm_version, chargebee_version, \
+         revision, tombstoned_at"
+    };
+}
+
+pub(crate) mod sql {
+    pub const LINK_BY_WEBCRM: &str = concat!(
+        "select ",
+        sync_link_columns!(),
+        " from links where pairing = $1 and webcrm_id = $2"
+    );
+    pub const LINK_BY_CHARGEBEE: &str = concat!(
+        "select ",
+        sync_link_columns!(),
+        " from links where pairing = $1 and chargebee_id = $2"
+    );
+    pub const LINKS_BY_CHARGEBEE_PREFIX: &str = concat!(
+        "select ",
+        sync_link_columns!(),
+        " from links where pairing = $1 and substr(chargebee_id, 1, length($2)) = $2
+           and tombstoned_at is null order by id"
+    );
+    pub const UPDATE_LINK: &str = "update links
+         set webcrm_id = $3, chargebee_id = $4, snapshot = $5, webcrm_version = $6,
+             chargebee_version = $7, last_synced_at = $8, revision = revision + 1,
+             tombstoned_at = null
+         where id = $1 and revision = $2";
+    pub const INSERT_LINK: &str = "insert into links
+            (pairing, webcrm_id, chargebee_id, snapshot, webcrm_version, chargebee_version,
+             created_at, last_synced_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $7)
+         returning id";
+    pub const TOMBSTONE_LINK: &str = "update links
+         set tombstoned_at = coalesce(tombstoned_at, $2), revision = revision + 1 where id = $1";
+    pub const PENDING_CREATE: &str = "select marker from pending_creates
+         where pairing = $1 and target = $2 and source_id = $3";
+    pub const RECORD_PENDING_CREATE: &str = "insert into pending_creates
+            (pairing, target, source_id, marker, created_at) values ($1, $2, $3, $4, $5)
+         on conflict (pairing, target, source_id) do nothing";
+    pub const CLEAR_PENDING_CREATE: &str =
+        "delete from pending_creates where pairing = $1 and target = $2 and source_id = $3";
+    pub const CLOSE_PENDING_ACTION_FOR: &str = "update pending_actions
+         set closed_at = $4, closed_reason = $5, updated_at = $4
+         where pairing = $1 and kind = $2 and subject = $3 and closed_at is null";
+}
+
+/// [`SyncStore`] for a backend with a `pool` and a `write_guard()` (see `impl_store!`).
+macro_rules! impl_sync_store {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::sync::SyncStore for $ty {
+            async fn link_by_webcrm(
+                &self,
+                pairing: &str,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::sync::SyncLink>> {
+                Ok(sqlx::query_as($crate::store::sync::sql::LINK_BY_WEBCRM)
+                    .bind(pairing)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn link_by_chargebee(
+                &self,
+                pairing: &str,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::sync::SyncLink>> {
+                Ok(sqlx::query_as($crate::store::sync::sql::LINK_BY_CHARGEBEE)
+                    .bind(pairing)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn links_by_chargebee_prefix(
+                &self,
+                pairing: &str,
+                prefix: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::sync::SyncLink>> {
+                Ok(
+                    sqlx::query_as($crate::store::sync::sql::LINKS_BY_CHARGEBEE_PREFIX)
+                        .bind(pairing)
+                        .bind(prefix)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn commit_link(
+                &self,
+                c: &$crate::store::sync::LinkCommit,
+                now: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<$crate::store::sync::CommitOutcome> {
+                use $crate::store::sync::{sql, CommitOutcome};
+                let _writer = self.write_guard().await;
+                let mut tx = self.pool.begin().await?;
+                let link_id = match c.expected {
+                    Some((id, revision)) => {
+                        let done = sqlx::query(sql::UPDATE_LINK)
+                            .bind(id)
+                            .bind(revision)
+                            .bind(&c.webcrm_id)
+                            .bind(&c.chargebee_id)
+                            .bind(&c.snapshot)
+                            .bind(&c.webcrm_version)
+                            .bind(&c.chargebee_version)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await;
+                        match done {
+                            Ok(d) if d.rows_affected() == 1 => id,
+                            Ok(_) => return Ok(CommitOutcome::Stale),
+                            Err(e) if $crate::store::admin::is_unique_violation(&e) => {
+                                return Ok(CommitOutcome::Stale)
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    None => {
+                        let inserted: Result<i64, sqlx::Error> =
+                            sqlx::query_scalar(sql::INSERT_LINK)
+                                .bind(&c.pairing)
+                                .bind(&c.webcrm_id)
+                                .bind(&c.chargebee_id)
+                                .bind(&c.snapshot)
+                                .bind(&c.webcrm_version)
+                                .bind(&c.chargebee_version)
+                                .bind(now)
+                                .fetch_one(&mut *tx)
+                                .await;
+                        match inserted {
+                            Ok(id) => id,
+                            Err(e) if $crate::store::admin::is_unique_violation(&e) => {
+                                return Ok(CommitOutcome::Stale)
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                };
+                let log = &c.log;
+                sqlx::query($crate::store::admin::sql::APPEND_SYNC_LOG)
+                    .bind(&log.pairing)
+                    .bind(link_id)
+                    .bind(&log.webcrm_id)
+                    .bind(&log.chargebee_id)
+                    .bind(log.job_id)
+                    .bind(&log.action)
+                    .bind(log.detail.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(CommitOutcome::Committed { link_id })
+            }
+
+            async fn tombstone_link(
+                &self,
+                id: i64,
+                log: &$crate::store::admin::NewSyncLog,
+                now: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<()> {
+                let _writer = self.write_guard().await;
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($crate::store::sync::sql::TOMBSTONE_LINK)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($crate::store::admin::sql::APPEND_SYNC_LOG)
+                    .bind(&log.pairing)
+                    .bind(id)
+                    .bind(&log.webcrm_id)
+                    .bind(&log.chargebee_id)
+                    .bind(log.job_id)
+                    .bind(&log.action)
+                    .bind(log.detail.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn pending_create(
+                &self,
+                pairing: &str,
+                target: &str,
+                source_id: &str,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar($crate::store::sync::sql::PENDING_CREATE)
+                    .bind(pairing)
+                    .bind(target)
+                    .bind(source_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn record_pending_create(
+                &self,
+                pairing: &str,
+                target: &str,
+                source_id: &str,
+                marker: &str,
+                now: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<()> {
+                let _writer = self.write_guard().await;
+                sqlx::query($crate::store::sync::sql::RECORD_PENDING_CREATE)
+                    .bind(pairing)
+                    .bind(target)
+                    .bind(source_id)
+                    .bind(marker)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn clear_pending_create(
+                &self,
+                pairing: &str,
+                target: &str,
+                source_id: &str,
+            ) -> $crate::store::StoreResult<()> {
+                let _writer = self.write_guard().await;
+                sqlx::query($crate::store::sync::sql::CLEAR_PENDING_CREATE)
+                    .bind(pairing)
+                    .bind(target)
+                    .bind(source_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn close_pending_action_for(
+                &self,
+                pairing: &str,
+                kind: &str,
+                subject: &str,
+                reason: &str,
+                now: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<bool> {
+                let _writer = self.write_guard().await;
+                let done = sqlx::query($crate::store::sync::sql::CLOSE_PENDING_ACTION_FOR)
+                    .bind(pairing)
+                    .bind(kind)
+                    .bind(subject)
+                    .bind(now)
+                    .bind(reason)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sync_store;

@@ -1,0 +1,515 @@
+//! The `sync` job: one record of one pairing, named from one side. Re-reads both records,
+//! merges against the link's snapshot, writes the side(s) that differ, then commits link,
+//! snapshot and sync-log entry together. Every step is safe to repeat.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::intake::{Side, SyncTarget};
+use crate::queue::{JobHandler, Outcome};
+use crate::store::admin::{NewConflict, NewPendingAction, NewSyncLog};
+use crate::store::sync::{CommitOutcome, LinkCommit, SyncLink};
+use crate::store::{now_ms, Job};
+
+use super::merge::{self, Observed, Plan, Snapshot, Winner};
+use super::pairing::{Created, Dependency, Expansion, Pairing, SyncContext, SyncError};
+use super::rekey::outcome_of;
+
+/// How long a job waits for a dependency before looking again.
+const DEPENDENCY_WAIT: Duration = Duration::from_secs(2);
+/// How long a job waits after another job changed its link under it.
+const STALE_WAIT: Duration = Duration::from_millis(50);
+
+/// Routes `sync` jobs to their pairing's module.
+pub struct SyncEngine {
+    pub cx: Arc<SyncContext>,
+    pairings: BTreeMap<&'static str, Arc<dyn Pairing>>,
+}
+
+impl SyncEngine {
+    pub fn new(cx: Arc<SyncContext>, pairings: Vec<Arc<dyn Pairing>>) -> SyncEngine {
+        SyncEngine {
+            cx,
+            pairings: pairings.into_iter().map(|p| (p.name(), p)).collect(),
+        }
+    }
+}
+
+fn side_of(name: &str) -> Option<Side> {
+    match name {
+        "webcrm" => Some(Side::Webcrm),
+        "chargebee" => Some(Side::Chargebee),
+        _ => None,
+    }
+}
+
+fn winner_of(side: Side) -> Winner {
+    match side {
+        Side::Webcrm => Winner::Webcrm,
+        Side::Chargebee => Winner::Chargebee,
+    }
+}
+
+fn other(side: Side) -> Side {
+    match side {
+        Side::Webcrm => Side::Chargebee,
+        Side::Chargebee => Side::Webcrm,
+    }
+}
+
+#[async_trait]
+impl JobHandler for SyncEngine {
+    async fn handle(&self, job: &Job) -> Outcome {
+        let payload = job.payload_json();
+        let pairing_name = job.pairing.as_deref().unwrap_or_default();
+        let (Some(pairing), Some(side), Some(id)) = (
+            self.pairings.get(pairing_name),
+            payload["side"].as_str().and_then(side_of),
+            payload["id"].as_str(),
+        ) else {
+            return Outcome::Fatal {
+                error: format!(
+                    "sync job needs a known pairing, a side and an id (pairing {pairing_name:?})"
+                ),
+            };
+        };
+        let enabled = self
+            .cx
+            .config
+            .pairing(pairing_name)
+            .is_none_or(|p| p.enabled);
+        if !enabled {
+            return Outcome::Done;
+        }
+        let run = Run {
+            cx: &self.cx,
+            pairing: pairing.as_ref(),
+            job,
+            hint: &payload["hint"],
+        };
+        match run.sync(side, id).await {
+            Ok(Committed::Yes) => Outcome::Done,
+            Ok(Committed::Stale) => Outcome::Wait {
+                delay: STALE_WAIT,
+                reason: "the link changed under this job; running again".into(),
+            },
+            Err(SyncError::Api(e)) => outcome_of(e),
+            Err(SyncError::Store(e)) => Outcome::Retry {
+                error: e.to_string(),
+                retry_after: None,
+            },
+            Err(SyncError::Invalid(message)) => {
+                run.log(side, id, "rejected", json!({ "error": message }))
+                    .await;
+                Outcome::Fatal { error: message }
+            }
+            Err(SyncError::Wait { reason, needs }) => match run.enqueue(&needs).await {
+                Ok(()) => Outcome::Wait {
+                    delay: DEPENDENCY_WAIT,
+                    reason,
+                },
+                Err(e) => Outcome::Retry {
+                    error: e.to_string(),
+                    retry_after: None,
+                },
+            },
+        }
+    }
+}
+
+/// One job's run of the engine.
+struct Run<'a> {
+    cx: &'a SyncContext,
+    pairing: &'a dyn Pairing,
+    job: &'a Job,
+    hint: &'a Value,
+}
+
+/// What became of a commit attempt.
+enum Committed {
+    Yes,
+    /// The link moved under us: the job runs again against the new state.
+    Stale,
+}
+
+impl Run<'_> {
+    fn name(&self) -> &'static str {
+        self.pairing.name()
+    }
+
+    async fn sync(&self, side: Side, id: &str) -> Result<Committed, SyncError> {
+        match self.pairing.expand(self.cx, side, id, self.hint).await? {
+            Expansion::Itself => {}
+            Expansion::Records(records) => {
+                let needs: Vec<Dependency> = records
+                    .into_iter()
+                    .map(|(side, id)| Dependency {
+                        pairing: self.name(),
+                        side,
+                        id,
+                    })
+                    .collect();
+                self.enqueue(&needs).await?;
+                return Ok(Committed::Yes);
+            }
+        }
+        let link = match side {
+            Side::Webcrm => self.cx.store.link_by_webcrm(self.name(), id).await?,
+            Side::Chargebee => self.cx.store.link_by_chargebee(self.name(), id).await?,
+        };
+        let source = self.pairing.read(self.cx, side, id, self.hint).await?;
+        match (link, source) {
+            (Some(link), source) if link.tombstoned_at.is_none() => {
+                self.sync_linked(link, side, source).await
+            }
+            // The pair was broken before, or the record went before it was ever linked.
+            (Some(_), _) | (None, None) => Ok(Committed::Yes),
+            (None, Some(source)) => self.create_counterpart(side, source).await,
+        }
+    }
+
+    /// A linked pair: re-read the counterpart, merge, write, commit.
+    async fn sync_linked(
+        &self,
+        link: SyncLink,
+        side: Side,
+        source: Option<Observed>,
+    ) -> Result<Committed, SyncError> {
+        let counterpart_side = other(side);
+        let counterpart_id = match counterpart_side {
+            Side::Webcrm => link.webcrm_id.clone(),
+            Side::Chargebee => link.chargebee_id.clone(),
+        };
+        let counterpart = self
+            .pairing
+            .read(self.cx, counterpart_side, &counterpart_id, &Value::Null)
+            .await?;
+        let (w, c) = match side {
+            Side::Webcrm => (source, counterpart),
+            Side::Chargebee => (counterpart, source),
+        };
+        let (Some(w), Some(c)) = (w, c) else {
+            let gone = if self.missing_is(Side::Webcrm, &link).await? {
+                "webcrm"
+            } else {
+                "chargebee"
+            };
+            let log = self.entry(
+                &link.webcrm_id,
+                &link.chargebee_id,
+                "tombstoned",
+                json!({ "deleted_in": gone }),
+            );
+            self.cx
+                .store
+                .tombstone_link(link.id, &log, now_ms())
+                .await?;
+            tracing::info!(
+                pairing = self.name(),
+                link = link.id,
+                gone,
+                "link tombstoned"
+            );
+            return Ok(Committed::Yes);
+        };
+        let snapshot = Snapshot::parse(&link.snapshot);
+        let plan = merge::merge(self.pairing.rules(), &snapshot, &w, &c);
+        let stale_hint = self.stale_hint(&link);
+        if plan.writes_nothing()
+            && plan.conflicts.is_empty()
+            && plan.next == snapshot
+            && plan.reports.is_empty()
+        {
+            // An echo, a duplicate or a stale event: nothing to write, nothing to store.
+            self.settle(&plan, &link.webcrm_id, &link.chargebee_id)
+                .await?;
+            tracing::debug!(
+                pairing = self.name(),
+                link = link.id,
+                stale_hint,
+                "unchanged"
+            );
+            return Ok(Committed::Yes);
+        }
+        if !plan.webcrm.is_empty() {
+            self.pairing
+                .write(self.cx, Side::Webcrm, &w, &plan.webcrm)
+                .await?;
+        }
+        if !plan.chargebee.is_empty() {
+            self.pairing
+                .write(self.cx, Side::Chargebee, &c, &plan.chargebee)
+                .await?;
+        }
+        for conflict in &plan.conflicts {
+            self.cx
+                .store
+                .record_conflict(
+                    &NewConflict {
+                        pairing: self.name().to_owned(),
+                        link_id: Some(link.id),
+                        webcrm_id: Some(link.webcrm_id.clone()),
+                        chargebee_id: Some(link.chargebee_id.clone()),
+                        field: conflict.field.to_owned(),
+                        webcrm_value: Some(conflict.webcrm.to_string()),
+                        chargebee_value: Some(conflict.chargebee.to_string()),
+                        webcrm_changed_at: w.changed_at,
+                        chargebee_changed_at: c.changed_at,
+                        winner: match conflict.winner {
+                            Winner::Webcrm => "webcrm".to_owned(),
+                            Winner::Chargebee => "chargebee".to_owned(),
+                        },
+                    },
+                    now_ms(),
+                )
+                .await?;
+            metrics::counter!("sync_conflicts_total", "pairing" => self.name()).increment(1);
+        }
+        self.settle(&plan, &link.webcrm_id, &link.chargebee_id)
+            .await?;
+        let detail = json!({
+            "wrote_webcrm": plan.webcrm,
+            "wrote_chargebee": plan.chargebee,
+            "conflicts": plan.conflicts.iter().map(|c| c.field).collect::<Vec<_>>(),
+            "reported": plan.reports.iter().map(|r| r.field).collect::<Vec<_>>(),
+            "stale_hint": stale_hint,
+        });
+        let action = if plan.writes_nothing() {
+            "snapshot"
+        } else {
+            "updated"
+        };
+        self.commit(Some(&link), &w, &c, plan.next.clone(), action, detail)
+            .await
+    }
+
+    /// Whether the webCRM record of the link is the missing one (re-read, cheap and rare).
+    async fn missing_is(&self, side: Side, link: &SyncLink) -> Result<bool, SyncError> {
+        let id = match side {
+            Side::Webcrm => &link.webcrm_id,
+            Side::Chargebee => &link.chargebee_id,
+        };
+        Ok(self
+            .pairing
+            .read(self.cx, side, id, &Value::Null)
+            .await?
+            .is_none())
+    }
+
+    /// Opens pending actions for what the target cannot take, closes those that agree again.
+    async fn settle(
+        &self,
+        plan: &Plan,
+        webcrm_id: &str,
+        chargebee_id: &str,
+    ) -> Result<(), SyncError> {
+        let now = now_ms();
+        for report in &plan.reports {
+            let subject = format!("{webcrm_id}|{chargebee_id}|{}", report.field);
+            self.cx
+                .store
+                .open_pending_action(
+                    &NewPendingAction {
+                        pairing: self.name().to_owned(),
+                        kind: format!("{}_change", report.field),
+                        subject,
+                        webcrm_id: Some(webcrm_id.to_owned()),
+                        chargebee_id: Some(chargebee_id.to_owned()),
+                        message: self.pairing.describe(report, webcrm_id, chargebee_id),
+                        details: json!({
+                            "field": report.field,
+                            "want": report.want,
+                            "have": report.have,
+                            "change_in": match report.target {
+                                Winner::Webcrm => "webcrm",
+                                Winner::Chargebee => "chargebee",
+                            },
+                        }),
+                    },
+                    now,
+                )
+                .await?;
+        }
+        for field in &plan.settled {
+            let subject = format!("{webcrm_id}|{chargebee_id}|{field}");
+            self.cx
+                .store
+                .close_pending_action_for(
+                    self.name(),
+                    &format!("{field}_change"),
+                    &subject,
+                    "the two systems agree again",
+                    now,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// No link yet: create (or find) the counterpart and link the two.
+    async fn create_counterpart(
+        &self,
+        side: Side,
+        source: Observed,
+    ) -> Result<Committed, SyncError> {
+        let created = self.pairing.create(self.cx, side, &source).await?;
+        let counterpart = match created {
+            Created::Record(record) => record,
+            Created::Skip(reason) => {
+                tracing::debug!(pairing = self.name(), id = source.id, reason, "not created");
+                return Ok(Committed::Yes);
+            }
+        };
+        let (w, c) = match side {
+            Side::Webcrm => (&source, &counterpart),
+            Side::Chargebee => (&counterpart, &source),
+        };
+        let snapshot = Snapshot {
+            webcrm: w.fields.clone(),
+            chargebee: c.fields.clone(),
+        };
+        let action = match side {
+            Side::Webcrm => "created_in_chargebee",
+            Side::Chargebee => "created_in_webcrm",
+        };
+        let detail = json!({
+            "from": winner_of(side),
+            "values": merge::create_values(self.pairing.rules(), &source, winner_of(side)),
+        });
+        match self.commit(None, w, c, snapshot, action, detail).await? {
+            Committed::Yes => {
+                if side == Side::Chargebee {
+                    // The person/organisation now exists and is linked: its intent is done.
+                    self.cx
+                        .store
+                        .clear_pending_create(self.name(), "webcrm", &source.id)
+                        .await?;
+                }
+                Ok(Committed::Yes)
+            }
+            Committed::Stale => {
+                // Another job linked the source meanwhile (a race): run again on the link.
+                // Otherwise the counterpart is linked to a different record: a human decides.
+                let linked = match side {
+                    Side::Webcrm => {
+                        self.cx
+                            .store
+                            .link_by_webcrm(self.name(), &source.id)
+                            .await?
+                    }
+                    Side::Chargebee => {
+                        self.cx
+                            .store
+                            .link_by_chargebee(self.name(), &source.id)
+                            .await?
+                    }
+                };
+                if linked.is_some() {
+                    Ok(Committed::Stale)
+                } else {
+                    Err(SyncError::Invalid(format!(
+                        "cannot link {} {} to {} {}: that record is already linked to another one",
+                        side.as_str(),
+                        source.id,
+                        other(side).as_str(),
+                        counterpart.id
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        link: Option<&SyncLink>,
+        w: &Observed,
+        c: &Observed,
+        snapshot: Snapshot,
+        action: &str,
+        detail: Value,
+    ) -> Result<Committed, SyncError> {
+        let commit = LinkCommit {
+            pairing: self.name().to_owned(),
+            expected: link.map(|l| (l.id, l.revision)),
+            webcrm_id: w.id.clone(),
+            chargebee_id: c.id.clone(),
+            snapshot: snapshot.to_text(),
+            webcrm_version: w.version.clone(),
+            chargebee_version: c.version.clone(),
+            log: self.entry(&w.id, &c.id, action, detail),
+        };
+        match self.cx.store.commit_link(&commit, now_ms()).await? {
+            CommitOutcome::Committed { link_id } => {
+                metrics::counter!("sync_commits_total", "pairing" => self.name(), "action" => action.to_owned())
+                    .increment(1);
+                tracing::info!(pairing = self.name(), link = link_id, action, "synced");
+                Ok(Committed::Yes)
+            }
+            CommitOutcome::Stale => Ok(Committed::Stale),
+        }
+    }
+
+    /// Whether the job's hint names a Chargebee version older than the one already synced.
+    fn stale_hint(&self, link: &SyncLink) -> bool {
+        let hinted = self.hint["resource_version"].as_i64();
+        let synced = link
+            .chargebee_version
+            .as_deref()
+            .and_then(|v| v.parse::<i64>().ok());
+        matches!((hinted, synced), (Some(h), Some(s)) if h < s)
+    }
+
+    fn entry(
+        &self,
+        webcrm_id: &str,
+        chargebee_id: &str,
+        action: &str,
+        detail: Value,
+    ) -> NewSyncLog {
+        NewSyncLog {
+            pairing: self.name().to_owned(),
+            link_id: None,
+            webcrm_id: Some(webcrm_id.to_owned()),
+            chargebee_id: Some(chargebee_id.to_owned()),
+            job_id: Some(self.job.id),
+            action: action.to_owned(),
+            detail,
+        }
+    }
+
+    /// Logs a job outcome that has no link to hang on (a rejected record).
+    async fn log(&self, side: Side, id: &str, action: &str, detail: Value) {
+        let (webcrm_id, chargebee_id) = match side {
+            Side::Webcrm => (Some(id.to_owned()), None),
+            Side::Chargebee => (None, Some(id.to_owned())),
+        };
+        let entry = NewSyncLog {
+            webcrm_id,
+            chargebee_id,
+            ..self.entry("", "", action, detail)
+        };
+        if let Err(e) = self.cx.store.append_sync_log(&entry, now_ms()).await {
+            tracing::warn!(error = %e, "could not write the sync log");
+        }
+    }
+
+    /// Enqueues sync jobs for `needs` (deduplicated by the queue).
+    async fn enqueue(&self, needs: &[Dependency]) -> Result<(), SyncError> {
+        let now = now_ms();
+        for need in needs {
+            let job = SyncTarget {
+                pairing: need.pairing,
+                side: need.side,
+                id: need.id.clone(),
+                hint: json!({ "needed_by": self.job.id }),
+            }
+            .into_job(now, self.job.max_attempts);
+            self.cx.store.enqueue(&job, now).await?;
+        }
+        Ok(())
+    }
+}

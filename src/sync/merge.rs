@@ -1,0 +1,468 @@
+//! The three-way merge of one linked pair, as pure functions.
+//!
+//! A pairing reads both records into canonical [`Fields`] (normalised values keyed by the
+//! pairing's field names). The link keeps, per side, the values that side had after the last
+//! sync ([`Snapshot`]). A field changed on a side when its value differs from that side's
+//! snapshot; changes flow according to the field's [`Rule`]. Keeping one snapshot per side
+//! (rather than one merged record) is what lets a change the other API cannot take (a
+//! [`Flow::Report`]) stay reported without the unchanged side looking "changed back".
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Canonical values by field name; `Value::Null` is "unset".
+pub type Fields = BTreeMap<String, Value>;
+
+/// The per-side values as of the last sync.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(default)]
+    pub webcrm: Fields,
+    #[serde(default)]
+    pub chargebee: Fields,
+}
+
+impl Snapshot {
+    /// The stored JSON text; an unreadable or empty one is an empty snapshot (a fresh link).
+    pub fn parse(text: &str) -> Snapshot {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+/// What happens to a change travelling in one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// The other side is written.
+    Write,
+    /// The other API cannot take it: a pending action asks a human to.
+    Report,
+    /// Changes on this side are not propagated (the other side is the master of the field).
+    Ignore,
+}
+
+/// How one field syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub field: &'static str,
+    /// A change made in webCRM.
+    pub to_chargebee: Flow,
+    /// A change made in Chargebee.
+    pub to_webcrm: Flow,
+}
+
+impl Rule {
+    pub const fn both(field: &'static str) -> Rule {
+        Rule {
+            field,
+            to_chargebee: Flow::Write,
+            to_webcrm: Flow::Write,
+        }
+    }
+    /// webCRM is the master: Chargebee is written, Chargebee edits are overwritten.
+    pub const fn to_chargebee(field: &'static str) -> Rule {
+        Rule {
+            field,
+            to_chargebee: Flow::Write,
+            to_webcrm: Flow::Ignore,
+        }
+    }
+    /// Chargebee is the master.
+    pub const fn to_webcrm(field: &'static str) -> Rule {
+        Rule {
+            field,
+            to_chargebee: Flow::Ignore,
+            to_webcrm: Flow::Write,
+        }
+    }
+    pub const fn with(field: &'static str, to_chargebee: Flow, to_webcrm: Flow) -> Rule {
+        Rule {
+            field,
+            to_chargebee,
+            to_webcrm,
+        }
+    }
+}
+
+/// One side's record as read now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub id: String,
+    pub fields: Fields,
+    /// When the record last changed (unix ms), for settling conflicts.
+    pub changed_at: Option<i64>,
+    /// The side's version marker stored on the link (e.g. Chargebee `resource_version`).
+    pub version: Option<String>,
+    /// The record as the API returned it, for writes that must send the whole record back
+    /// (webCRM's PUT) or keep what the sync does not own (Chargebee `meta_data`).
+    pub raw: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Winner {
+    Webcrm,
+    Chargebee,
+}
+
+/// Both sides changed a field to different values since the last sync.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    pub field: &'static str,
+    pub webcrm: Value,
+    pub chargebee: Value,
+    pub winner: Winner,
+}
+
+/// A change the target API cannot take, or the end of one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub field: &'static str,
+    /// The side that would have to change.
+    pub target: Winner,
+    pub want: Value,
+    pub have: Value,
+}
+
+/// What one merge decided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Field values to write to webCRM.
+    pub webcrm: Fields,
+    /// Field values to write to Chargebee.
+    pub chargebee: Fields,
+    pub conflicts: Vec<Conflict>,
+    /// Open differences a human must settle (one per field still differing).
+    pub reports: Vec<Report>,
+    /// Fields of `Report` rules that agree again (their pending actions can close).
+    pub settled: Vec<&'static str>,
+    /// The snapshot to store once the writes are done.
+    pub next: Snapshot,
+}
+
+impl Plan {
+    pub fn writes_nothing(&self) -> bool {
+        self.webcrm.is_empty() && self.chargebee.is_empty()
+    }
+}
+
+fn get<'a>(fields: &'a Fields, name: &str) -> &'a Value {
+    fields.get(name).unwrap_or(&Value::Null)
+}
+
+/// The newer side wins a conflict; on a tie (or unknown times) Chargebee, the billing system,
+/// wins, so the outcome never depends on which job ran first.
+pub fn newer(webcrm_at: Option<i64>, chargebee_at: Option<i64>) -> Winner {
+    match (webcrm_at, chargebee_at) {
+        (Some(w), Some(c)) if w > c => Winner::Webcrm,
+        (Some(_), None) => Winner::Webcrm,
+        _ => Winner::Chargebee,
+    }
+}
+
+/// The three-way merge of a linked pair (see the module docs).
+pub fn merge(rules: &[Rule], snapshot: &Snapshot, w: &Observed, c: &Observed) -> Plan {
+    let mut plan = Plan {
+        next: Snapshot {
+            webcrm: w.fields.clone(),
+            chargebee: c.fields.clone(),
+        },
+        ..Plan::default()
+    };
+    for rule in rules {
+        let f = rule.field;
+        let (wv, cv) = (get(&w.fields, f), get(&c.fields, f));
+        let changed_w = rule.to_chargebee != Flow::Ignore && wv != get(&snapshot.webcrm, f);
+        let changed_c = rule.to_webcrm != Flow::Ignore && cv != get(&snapshot.chargebee, f);
+        // The value both sides should hold, when a change calls for one.
+        let target: Option<(Value, Winner)> = match (changed_w, changed_c) {
+            (true, true) if wv == cv => None,
+            (true, true) => {
+                let winner = newer(w.changed_at, c.changed_at);
+                plan.conflicts.push(Conflict {
+                    field: f,
+                    webcrm: wv.clone(),
+                    chargebee: cv.clone(),
+                    winner,
+                });
+                Some(match winner {
+                    Winner::Webcrm => (wv.clone(), Winner::Webcrm),
+                    Winner::Chargebee => (cv.clone(), Winner::Chargebee),
+                })
+            }
+            (true, false) => Some((wv.clone(), Winner::Webcrm)),
+            (false, true) => Some((cv.clone(), Winner::Chargebee)),
+            // Nothing changed, but a one-way field drifted on the side that is not its
+            // master: the master's value is enforced.
+            (false, false) if wv != cv && rule.to_webcrm == Flow::Ignore => {
+                Some((wv.clone(), Winner::Webcrm))
+            }
+            (false, false) if wv != cv && rule.to_chargebee == Flow::Ignore => {
+                Some((cv.clone(), Winner::Chargebee))
+            }
+            (false, false) => None,
+        };
+        let has_target = target.is_some();
+        match target {
+            Some((value, Winner::Webcrm)) => apply(
+                rule.to_chargebee,
+                f,
+                value,
+                cv,
+                Winner::Chargebee,
+                &mut plan,
+            ),
+            Some((value, Winner::Chargebee)) => {
+                apply(rule.to_webcrm, f, value, wv, Winner::Webcrm, &mut plan)
+            }
+            None => {}
+        }
+        let reportable = rule.to_chargebee == Flow::Report || rule.to_webcrm == Flow::Report;
+        if reportable && wv == cv {
+            plan.settled.push(f);
+        } else if reportable && !has_target {
+            // Still apart from an earlier report: keep it listed.
+            if rule.to_chargebee == Flow::Report && changed_since_agreed(snapshot, f) {
+                plan.reports.push(Report {
+                    field: f,
+                    target: Winner::Chargebee,
+                    want: wv.clone(),
+                    have: cv.clone(),
+                });
+            } else if rule.to_webcrm == Flow::Report && changed_since_agreed(snapshot, f) {
+                plan.reports.push(Report {
+                    field: f,
+                    target: Winner::Webcrm,
+                    want: cv.clone(),
+                    have: wv.clone(),
+                });
+            }
+        }
+    }
+    plan
+}
+
+/// Whether the snapshot shows the two sides apart on `f` (an open report).
+fn changed_since_agreed(snapshot: &Snapshot, f: &str) -> bool {
+    get(&snapshot.webcrm, f) != get(&snapshot.chargebee, f)
+}
+
+/// Puts `value` on the `side` record if it differs, as the flow allows.
+fn apply(flow: Flow, f: &'static str, value: Value, have: &Value, side: Winner, plan: &mut Plan) {
+    if &value == have {
+        return;
+    }
+    match flow {
+        Flow::Write => {
+            let (writes, next) = match side {
+                Winner::Webcrm => (&mut plan.webcrm, &mut plan.next.webcrm),
+                Winner::Chargebee => (&mut plan.chargebee, &mut plan.next.chargebee),
+            };
+            writes.insert(f.to_owned(), value.clone());
+            next.insert(f.to_owned(), value);
+        }
+        Flow::Report => plan.reports.push(Report {
+            field: f,
+            target: side,
+            want: value,
+            have: have.clone(),
+        }),
+        Flow::Ignore => {}
+    }
+}
+
+/// The values a new counterpart is created with: every field that flows from the source.
+pub fn create_values(rules: &[Rule], source: &Observed, from: Winner) -> Fields {
+    rules
+        .iter()
+        .filter(|r| match from {
+            Winner::Webcrm => r.to_chargebee == Flow::Write,
+            Winner::Chargebee => r.to_webcrm == Flow::Write,
+        })
+        .filter_map(|r| {
+            source
+                .fields
+                .get(r.field)
+                .filter(|v| !v.is_null())
+                .map(|v| (r.field.to_owned(), v.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const RULES: &[Rule] = &[
+        Rule::both("email"),
+        Rule::both("name"),
+        Rule::to_chargebee("company"),
+        Rule::with("title", Flow::Report, Flow::Write),
+    ];
+
+    fn fields(v: Value) -> Fields {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn obs(v: Value, at: i64) -> Observed {
+        Observed {
+            id: "x".into(),
+            fields: fields(v),
+            changed_at: Some(at),
+            version: None,
+            raw: Value::Null,
+        }
+    }
+
+    fn snap(w: Value, c: Value) -> Snapshot {
+        Snapshot {
+            webcrm: fields(w),
+            chargebee: fields(c),
+        }
+    }
+
+    #[test]
+    fn unchanged_pair_writes_nothing() {
+        let s = snap(
+            json!({"email": "a", "name": "n"}),
+            json!({"email": "a", "name": "n"}),
+        );
+        let p = merge(
+            RULES,
+            &s,
+            &obs(json!({"email": "a", "name": "n"}), 1),
+            &obs(json!({"email": "a", "name": "n"}), 1),
+        );
+        assert!(p.writes_nothing());
+        assert!(p.conflicts.is_empty());
+        assert_eq!(p.next, s);
+    }
+
+    #[test]
+    fn change_on_one_side_is_written_to_the_other() {
+        let s = snap(json!({"email": "a"}), json!({"email": "a"}));
+        let p = merge(
+            RULES,
+            &s,
+            &obs(json!({"email": "b"}), 1),
+            &obs(json!({"email": "a"}), 1),
+        );
+        assert_eq!(p.chargebee, fields(json!({"email": "b"})));
+        assert!(p.webcrm.is_empty());
+        assert_eq!(p.next.chargebee["email"], json!("b"));
+        let p = merge(
+            RULES,
+            &s,
+            &obs(json!({"email": "a"}), 1),
+            &obs(json!({"email": "c"}), 1),
+        );
+        assert_eq!(p.webcrm, fields(json!({"email": "c"})));
+    }
+
+    #[test]
+    fn conflict_goes_to_the_newer_side_and_is_recorded() {
+        let s = snap(json!({"name": "n"}), json!({"name": "n"}));
+        let p = merge(
+            RULES,
+            &s,
+            &obs(json!({"name": "w"}), 20),
+            &obs(json!({"name": "c"}), 10),
+        );
+        assert_eq!(p.chargebee, fields(json!({"name": "w"})));
+        assert_eq!(p.conflicts.len(), 1);
+        assert_eq!(p.conflicts[0].winner, Winner::Webcrm);
+        let p = merge(
+            RULES,
+            &s,
+            &obs(json!({"name": "w"}), 10),
+            &obs(json!({"name": "c"}), 20),
+        );
+        assert_eq!(p.webcrm, fields(json!({"name": "c"})));
+        assert_eq!(p.conflicts[0].winner, Winner::Chargebee);
+        assert_eq!(p.conflicts[0].webcrm, json!("w"));
+    }
+
+    #[test]
+    fn same_change_on_both_sides_is_no_conflict() {
+        let s = snap(json!({"name": "n"}), json!({"name": "n"}));
+        let p = merge(
+            RULES,
+            &s,
+            &obs(json!({"name": "z"}), 1),
+            &obs(json!({"name": "z"}), 2),
+        );
+        assert!(p.writes_nothing());
+        assert!(p.conflicts.is_empty());
+    }
+
+    #[test]
+    fn one_way_field_overwrites_edits_on_the_other_side() {
+        let s = snap(json!({"company": "A"}), json!({"company": "A"}));
+        let p = merge(
+            RULES,
+            &s,
+            &obs(json!({"company": "A"}), 1),
+            &obs(json!({"company": "B"}), 9),
+        );
+        assert_eq!(p.chargebee, fields(json!({"company": "A"})));
+        assert!(p.conflicts.is_empty());
+    }
+
+    #[test]
+    fn unwritable_change_is_reported_until_the_sides_agree() {
+        let s = snap(json!({"title": "old"}), json!({"title": "old"}));
+        let w = obs(json!({"title": "new"}), 1);
+        let p = merge(RULES, &s, &w, &obs(json!({"title": "old"}), 1));
+        assert!(p.writes_nothing());
+        assert_eq!(p.reports.len(), 1);
+        assert_eq!(p.reports[0].want, json!("new"));
+        // Next run, nothing changed: still reported, and Chargebee is not "changed back".
+        let p2 = merge(RULES, &p.next, &w, &obs(json!({"title": "old"}), 1));
+        assert!(p2.writes_nothing());
+        assert_eq!(p2.reports.len(), 1);
+        // Someone renamed it in Chargebee: settled.
+        let p3 = merge(RULES, &p2.next, &w, &obs(json!({"title": "new"}), 2));
+        assert!(p3.writes_nothing());
+        assert!(p3.reports.is_empty());
+        assert_eq!(p3.settled, vec!["title"]);
+    }
+
+    #[test]
+    fn echo_of_our_own_write_is_a_no_op() {
+        let s = snap(json!({"email": "a"}), json!({"email": "a"}));
+        let p = merge(
+            RULES,
+            &s,
+            &obs(json!({"email": "b"}), 1),
+            &obs(json!({"email": "a"}), 1),
+        );
+        // Chargebee now holds what we wrote; the webhook about it comes back.
+        let p2 = merge(
+            RULES,
+            &p.next,
+            &obs(json!({"email": "b"}), 1),
+            &obs(json!({"email": "b"}), 2),
+        );
+        assert!(p2.writes_nothing());
+        assert!(p2.conflicts.is_empty());
+    }
+
+    #[test]
+    fn create_values_take_what_flows_from_the_source() {
+        let w = obs(json!({"email": "a", "company": "A", "title": "t"}), 1);
+        assert_eq!(
+            create_values(RULES, &w, Winner::Webcrm),
+            fields(json!({"email": "a", "company": "A"}))
+        );
+        assert_eq!(
+            create_values(RULES, &w, Winner::Chargebee),
+            fields(json!({"email": "a", "title": "t"}))
+        );
+    }
+}

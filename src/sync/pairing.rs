@@ -1,0 +1,148 @@
+//! What each pairing module provides to the shared engine: how to read both records into
+//! canonical fields, how to write changes, and how to create a counterpart.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::clients::chargebee::ChargebeeClient;
+use crate::clients::outbound::ApiError;
+use crate::clients::webcrm::WebcrmClient;
+use crate::config::Config;
+use crate::intake::Side;
+use crate::store::{DynStore, StoreError};
+
+use super::merge::{Fields, Observed, Report, Rule};
+
+/// Everything a pairing may use: the two clients, the store, the configuration.
+pub struct SyncContext {
+    pub store: DynStore,
+    pub chargebee: Arc<ChargebeeClient>,
+    pub webcrm: Arc<WebcrmClient>,
+    pub config: Arc<Config>,
+}
+
+impl SyncContext {
+    /// A pairing-specific option, or its default.
+    pub fn option(&self, pairing: &str, key: &str) -> Option<String> {
+        self.config
+            .pairing(pairing)
+            .and_then(|p| p.options.get(key).cloned())
+            .or_else(|| crate::config::pairing_default(pairing, key).map(str::to_owned))
+    }
+}
+
+/// Why a job could not finish now.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another record must be synced first; the engine enqueues these and waits.
+    #[error("waiting for {reason}")]
+    Wait {
+        reason: String,
+        needs: Vec<Dependency>,
+    },
+    /// The data cannot be written as it is (too long, an unmapped currency, …): retrying will
+    /// not help until someone fixes the record.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl SyncError {
+    pub fn wait(reason: impl Into<String>, needs: Vec<Dependency>) -> SyncError {
+        SyncError::Wait {
+            reason: reason.into(),
+            needs,
+        }
+    }
+}
+
+/// A record of some pairing that must be synced before this one can be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub pairing: &'static str,
+    pub side: Side,
+    pub id: String,
+}
+
+/// What creating a counterpart did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// The counterpart as it now stands (created, or found from an earlier attempt).
+    Record(Observed),
+    /// The create rules say this record gets no counterpart (e.g. an open opportunity).
+    Skip(String),
+}
+
+/// A record id the job was given may stand for several records of this pairing (an
+/// organisation for its persons, an order for its lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expansion {
+    /// The id is one record of the pairing.
+    Itself,
+    /// Sync these records instead.
+    Records(Vec<(Side, String)>),
+}
+
+#[async_trait]
+pub trait Pairing: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn rules(&self) -> &'static [Rule];
+
+    /// Turns a job's record id into the pairing's records (see [`Expansion`]).
+    async fn expand(
+        &self,
+        _cx: &SyncContext,
+        _side: Side,
+        _id: &str,
+        _hint: &Value,
+    ) -> Result<Expansion, SyncError> {
+        Ok(Expansion::Itself)
+    }
+
+    /// The record as it is now; `None` when it no longer exists.
+    async fn read(
+        &self,
+        cx: &SyncContext,
+        side: Side,
+        id: &str,
+        hint: &Value,
+    ) -> Result<Option<Observed>, SyncError>;
+
+    /// Writes `changes` (canonical values) onto the existing record `current`.
+    async fn write(
+        &self,
+        cx: &SyncContext,
+        side: Side,
+        current: &Observed,
+        changes: &Fields,
+    ) -> Result<(), SyncError>;
+
+    /// Creates (or finds, after an interrupted earlier attempt) the counterpart of `source`
+    /// on the other side.
+    async fn create(
+        &self,
+        cx: &SyncContext,
+        from: Side,
+        source: &Observed,
+    ) -> Result<Created, SyncError>;
+
+    /// The message of a pending action for a change the target cannot take.
+    fn describe(&self, report: &Report, webcrm_id: &str, chargebee_id: &str) -> String {
+        format!(
+            "change `{}` from {} to {} in {} (its API cannot take this change; webCRM record \
+             {webcrm_id}, Chargebee record {chargebee_id})",
+            report.field,
+            report.have,
+            report.want,
+            match report.target {
+                super::merge::Winner::Webcrm => "webCRM",
+                super::merge::Winner::Chargebee => "Chargebee",
+            }
+        )
+    }
+}

@@ -1,0 +1,225 @@
+//! Both sandboxes and the service wired together as in production: the service's webhooks
+//! and hooks are registered in the sandboxes with `register-webhooks`, and jobs run with the
+//! service's real handlers. `settle()` delivers everything and runs every job until the
+//! three systems are quiet, so tests never sleep.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use wcs::queue::{Queue, QueueConfig, WorkerPool};
+use wcs::sandbox::chargebee::{ChargebeeSandbox, RunningChargebeeSandbox, SandboxOptions};
+use wcs::sandbox::webcrm::{
+    HookDelivery, RunningWebcrmSandbox, SandboxEntity, WebcrmSandbox, WebcrmSandboxOptions,
+};
+
+use super::app::{test_config_with, TestApp};
+use super::{Backend, TestDb};
+
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct LinkRow {
+    pub id: i64,
+    pub webcrm_id: String,
+    pub chargebee_id: String,
+    pub snapshot: String,
+    pub tombstoned_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConflictRow {
+    pub pairing: String,
+    pub field: String,
+    pub webcrm_value: Option<String>,
+    pub chargebee_value: Option<String>,
+    pub winner: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingRow {
+    pub pairing: String,
+    pub kind: String,
+    pub message: String,
+    pub closed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub kind: String,
+    pub pairing: Option<String>,
+    pub state: String,
+    pub last_error: Option<String>,
+    pub payload: String,
+}
+
+pub struct World {
+    pub cb: RunningChargebeeSandbox,
+    pub wc: RunningWebcrmSandbox,
+    pub app: TestApp,
+    pool: WorkerPool,
+    /// Chargebee writes made while setting up (the webhook endpoint), not by the sync.
+    cb_setup_writes: u64,
+}
+
+impl World {
+    pub async fn start(backend: Backend) -> World {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// `extra` adds or overrides service settings (e.g. pairing options).
+    pub async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> World {
+        let cb = ChargebeeSandbox::start(SandboxOptions::default())
+            .await
+            .expect("chargebee sandbox");
+        let wc = WebcrmSandbox::start(WebcrmSandboxOptions {
+            hook_delivery: HookDelivery::Manual,
+            ..WebcrmSandboxOptions::default()
+        })
+        .await
+        .expect("webcrm sandbox");
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        let cb_url = cb.base_url().to_string();
+        let wc_url = wc.base_url();
+        let wc_token = wc.api_token();
+        let mut settings: Vec<(&str, &str)> = vec![
+            ("CHARGEBEE_BASE_URL", &cb_url),
+            ("CHARGEBEE_API_KEY", cb.api_key()),
+            ("CHARGEBEE_RATE_LIMIT_PER_MINUTE", "60000"),
+            ("WEBCRM_BASE_URL", &wc_url),
+            ("WEBCRM_API_TOKEN", &wc_token),
+            ("WEBCRM_RATE_LIMIT_PER_MINUTE", "60000"),
+        ];
+        settings.extend_from_slice(extra);
+        let config = test_config_with(&db.url, &settings);
+        let app = TestApp::spawn_with_config(db, store, config).await;
+        // Register our webhooks and hooks exactly as an operator would.
+        let public = app.url("");
+        let mut with_public = settings.clone();
+        with_public.push(("PUBLIC_URL", &public));
+        let register_config = test_config_with(&app.db.url, &with_public);
+        let plan = wcs::register::plan(&register_config).await.expect("plan");
+        wcs::register::apply(&register_config, &plan)
+            .await
+            .expect("register webhooks");
+        let handlers =
+            wcs::serve::handlers(&app.config, &app.store, &app.limiters).expect("handlers");
+        let pool = WorkerPool::new(
+            Queue::new(app.store.clone(), app.config.queue.max_attempts),
+            Arc::new(handlers),
+            QueueConfig::default(),
+        );
+        // Count only what the sync writes from here on.
+        wc.state().reset_calls();
+        let cb_setup_writes = cb.handle().write_counts().values().sum();
+        World {
+            cb,
+            wc,
+            app,
+            pool,
+            cb_setup_writes,
+        }
+    }
+
+    /// Delivers every webhook and hook and runs every job (waits included) until nothing
+    /// moves. Panics if the systems do not come to rest.
+    pub async fn settle(&self) {
+        for _ in 0..200 {
+            let events = self.cb.handle().events().len();
+            assert!(
+                self.cb
+                    .handle()
+                    .wait_for_deliveries(events, Duration::from_secs(10))
+                    .await,
+                "Chargebee webhooks were not delivered"
+            );
+            let hooks = self.wc.state().deliver_pending_hooks().await.len();
+            // Jobs waiting for a dependency or a backoff are due now: tests do not sleep.
+            self.app
+                .db
+                .exec("update jobs set run_at = 0 where state in ('pending', 'failed')")
+                .await;
+            let ran = self.pool.run_until_idle().await.expect("run jobs");
+            let quiet = ran == 0
+                && hooks == 0
+                && self.cb.handle().events().len() == events
+                && self.wc.state().pending_hook_count() == 0;
+            if quiet {
+                return;
+            }
+        }
+        panic!("the sync did not come to rest: {:?}", self.jobs().await);
+    }
+
+    pub async fn links(&self, pairing: &str) -> Vec<LinkRow> {
+        self.app
+            .db
+            .rows(&format!(
+                "select id, webcrm_id, chargebee_id, snapshot, tombstoned_at from links
+                 where pairing = '{pairing}' order by id"
+            ))
+            .await
+    }
+
+    pub async fn conflicts(&self) -> Vec<ConflictRow> {
+        self.app
+            .db
+            .rows(
+                "select pairing, field, webcrm_value, chargebee_value, winner from conflicts
+                 order by id",
+            )
+            .await
+    }
+
+    pub async fn pending_actions(&self) -> Vec<PendingRow> {
+        self.app
+            .db
+            .rows("select pairing, kind, message, closed_at from pending_actions order by id")
+            .await
+    }
+
+    pub async fn jobs(&self) -> Vec<JobRow> {
+        self.app
+            .db
+            .rows("select kind, pairing, state, last_error, payload from jobs order by id")
+            .await
+    }
+
+    /// Jobs that failed for good, with their errors (a passing test expects none).
+    pub async fn dead_jobs(&self) -> Vec<JobRow> {
+        self.jobs()
+            .await
+            .into_iter()
+            .filter(|j| j.state == "dead")
+            .collect()
+    }
+
+    /// Successful writes made to Chargebee so far (all operations).
+    pub fn cb_writes(&self) -> u64 {
+        self.cb.handle().write_counts().values().sum::<u64>() - self.cb_setup_writes
+    }
+
+    /// Successful writes made to webCRM so far through its API.
+    pub fn wc_writes(&self) -> usize {
+        self.wc.state().total_writes()
+    }
+
+    pub fn cb_record(&self, resource: &str, id: &str) -> Value {
+        self.cb
+            .handle()
+            .record(resource, id)
+            .unwrap_or_else(|| panic!("no Chargebee {resource} {id}"))
+    }
+
+    pub fn wc_record(&self, entity: SandboxEntity, id: &str) -> serde_json::Map<String, Value> {
+        let id: i64 = id.parse().expect("numeric webCRM id");
+        self.wc
+            .state()
+            .record(entity, id)
+            .unwrap_or_else(|| panic!("no webCRM {entity:?} {id}"))
+    }
+
+    pub async fn shutdown(self) {
+        self.cb.shutdown().await;
+        self.wc.shutdown().await;
+    }
+}

@@ -1,0 +1,265 @@
+//! `persons_customers` end to end: edits in the sandboxes travel through the real webhooks,
+//! hooks, intake, queue and engine, in both directions.
+
+mod common;
+
+use serde_json::json;
+use wcs::sandbox::webcrm::SandboxEntity;
+
+use common::world::World;
+use common::Backend;
+
+const PAIRING: &str = "persons_customers";
+
+/// An organisation with one person, made by a webCRM user; returns (org id, person id).
+fn make_person(w: &World) -> (i64, i64) {
+    let org =
+        w.wc.state()
+            .ui_create(
+                SandboxEntity::Organisation,
+                json!({
+                    "OrganisationName": "Acme A/S",
+                    "OrganisationAddress": "Strandvejen 1\n2. sal",
+                    "OrganisationPostCode": "2100",
+                    "OrganisationCity": "København Ø",
+                    "OrganisationCountry": "Danmark",
+                    "OrganisationVatNumber": "DK12345678"
+                }),
+            )
+            .unwrap();
+    let person =
+        w.wc.state()
+            .ui_create(
+                SandboxEntity::Person,
+                json!({
+                    "PersonOrganisationId": org,
+                    "PersonFirstName": "Ada",
+                    "PersonLastName": "Lovelace",
+                    "PersonEmail": "Ada@Example.com",
+                    "PersonDirectPhone": "+45 11 22 33 44"
+                }),
+            )
+            .unwrap();
+    (org, person)
+}
+
+async fn webcrm_person_creates_a_customer_with_every_property(backend: Backend) {
+    let w = World::start(backend).await;
+    let (org, person) = make_person(&w);
+    w.settle().await;
+    let id = format!("wc-person-{person}");
+    let c = w.cb_record("customer", &id);
+    assert_eq!(c["first_name"], "Ada");
+    assert_eq!(c["last_name"], "Lovelace");
+    assert_eq!(c["email"], "ada@example.com");
+    assert_eq!(c["phone"], "+45 11 22 33 44");
+    assert_eq!(c["company"], "Acme A/S");
+    assert_eq!(c["vat_number"], "DK12345678");
+    let a = &c["billing_address"];
+    assert_eq!(a["line1"], "Strandvejen 1");
+    assert_eq!(a["line2"], "2. sal");
+    assert_eq!(a["zip"], "2100");
+    assert_eq!(a["city"], "København Ø");
+    assert_eq!(a["country"], "DK");
+    let meta: serde_json::Value = match &c["meta_data"] {
+        serde_json::Value::String(s) => serde_json::from_str(s).unwrap(),
+        v => v.clone(),
+    };
+    assert_eq!(meta["webcrm_person_id"], person.to_string());
+    assert_eq!(meta["webcrm_organisation_id"], org.to_string());
+    let links = w.links(PAIRING).await;
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].webcrm_id, person.to_string());
+    assert_eq!(links[0].chargebee_id, id);
+    assert!(w.dead_jobs().await.is_empty(), "{:?}", w.dead_jobs().await);
+    w.shutdown().await;
+}
+
+async fn echo_of_our_own_writes_writes_nothing(backend: Backend) {
+    let w = World::start(backend).await;
+    let (_, person) = make_person(&w);
+    w.settle().await;
+    // One create; the customer_created webhook that came back wrote nothing.
+    assert_eq!(w.cb_writes(), 1);
+    assert_eq!(w.wc_writes(), 0);
+    w.wc.state()
+        .ui_update(
+            SandboxEntity::Person,
+            person,
+            json!({"PersonEmail": "ada@lovelace.org"}),
+        )
+        .unwrap();
+    w.settle().await;
+    let c = w.cb_record("customer", &format!("wc-person-{person}"));
+    assert_eq!(c["email"], "ada@lovelace.org");
+    assert_eq!(w.cb_writes(), 2, "one update, and its echo wrote nothing");
+    assert_eq!(w.wc_writes(), 0);
+    // The same hook three times: still nothing.
+    for _ in 0..3 {
+        w.app
+            .post_webcrm(
+                "Persons",
+                json!({"HookId": 1, "EventType": "Updated", "EntityType": "Person", "Id": person})
+                    .to_string(),
+            )
+            .await;
+    }
+    w.settle().await;
+    assert_eq!(w.cb_writes(), 2);
+    assert_eq!(w.wc_writes(), 0);
+    w.shutdown().await;
+}
+
+async fn chargebee_edit_updates_the_person(backend: Backend) {
+    let w = World::start(backend).await;
+    let (_, person) = make_person(&w);
+    w.settle().await;
+    let id = format!("wc-person-{person}");
+    w.cb.handle()
+        .dashboard_edit(
+            "customer",
+            &id,
+            json!({"first_name": "Augusta", "phone": "+45 99"}),
+        )
+        .unwrap();
+    w.settle().await;
+    let p = w.wc_record(SandboxEntity::Person, &person.to_string());
+    assert_eq!(p["PersonFirstName"], "Augusta");
+    assert_eq!(p["PersonDirectPhone"], "+45 99");
+    assert_eq!(p["PersonLastName"], "Lovelace");
+    assert_eq!(w.wc_writes(), 1);
+    // The webCRM hook about our write came back: nothing more is written anywhere.
+    assert_eq!(w.cb_writes(), 1);
+    w.shutdown().await;
+}
+
+async fn chargebee_customer_becomes_a_person_under_its_company(backend: Backend) {
+    let w = World::start(backend).await;
+    w.cb.handle()
+        .dashboard_create_customer(&[
+            ("id", "cust_1"),
+            ("first_name", "Grace"),
+            ("last_name", "Hopper"),
+            ("email", "grace@navy.mil"),
+            ("phone", "555-0100"),
+            ("company", "US Navy"),
+        ])
+        .unwrap();
+    w.settle().await;
+    let links = w.links(PAIRING).await;
+    assert_eq!(links.len(), 1, "{:?}", w.dead_jobs().await);
+    let p = w.wc_record(SandboxEntity::Person, &links[0].webcrm_id);
+    assert_eq!(p["PersonFirstName"], "Grace");
+    assert_eq!(p["PersonLastName"], "Hopper");
+    assert_eq!(p["PersonEmail"], "grace@navy.mil");
+    assert_eq!(p["PersonDirectPhone"], "555-0100");
+    let org_id = p["PersonOrganisationId"].as_i64().unwrap();
+    let org = w.wc_record(SandboxEntity::Organisation, &org_id.to_string());
+    assert_eq!(org["OrganisationName"], "US Navy");
+    // A second customer of the same company joins the same organisation.
+    w.cb.handle()
+        .dashboard_create_customer(&[
+            ("id", "cust_2"),
+            ("last_name", "Murray"),
+            ("company", "us navy"),
+        ])
+        .unwrap();
+    w.settle().await;
+    let links = w.links(PAIRING).await;
+    assert_eq!(links.len(), 2);
+    let p2 = w.wc_record(SandboxEntity::Person, &links[1].webcrm_id);
+    assert_eq!(p2["PersonOrganisationId"].as_i64(), Some(org_id));
+    assert_eq!(w.wc.state().count(SandboxEntity::Organisation), 1);
+    w.shutdown().await;
+}
+
+async fn the_same_event_three_times_creates_one_person(backend: Backend) {
+    let w = World::start(backend).await;
+    w.cb.handle()
+        .dashboard_create_customer(&[("id", "cust_9"), ("last_name", "Once")])
+        .unwrap();
+    let event_id = w.cb.handle().events()[0]["id"].as_str().unwrap().to_owned();
+    w.cb.handle().redeliver(&event_id).unwrap();
+    w.cb.handle().redeliver(&event_id).unwrap();
+    w.settle().await;
+    assert_eq!(w.links(PAIRING).await.len(), 1);
+    assert_eq!(w.wc.state().count(SandboxEntity::Person), 1);
+    w.shutdown().await;
+}
+
+async fn conflicting_edits_keep_the_newer_and_record_the_loser(backend: Backend) {
+    let w = World::start(backend).await;
+    let (_, person) = make_person(&w);
+    w.settle().await;
+    let id = format!("wc-person-{person}");
+    w.wc.state()
+        .ui_update(
+            SandboxEntity::Person,
+            person,
+            json!({"PersonFirstName": "FromWebcrm"}),
+        )
+        .unwrap();
+    // Chargebee's edit is later (its clock runs ahead).
+    w.cb.handle()
+        .advance_clock(std::time::Duration::from_secs(60));
+    w.cb.handle()
+        .dashboard_edit("customer", &id, json!({"first_name": "FromChargebee"}))
+        .unwrap();
+    w.settle().await;
+    let p = w.wc_record(SandboxEntity::Person, &person.to_string());
+    assert_eq!(p["PersonFirstName"], "FromChargebee");
+    assert_eq!(w.cb_record("customer", &id)["first_name"], "FromChargebee");
+    let conflicts = w.conflicts().await;
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].field, "first_name");
+    assert_eq!(conflicts[0].winner, "chargebee");
+    assert_eq!(conflicts[0].webcrm_value.as_deref(), Some("\"FromWebcrm\""));
+    w.shutdown().await;
+}
+
+async fn organisation_rename_reaches_the_company_and_company_edit_is_reported(backend: Backend) {
+    let w = World::start(backend).await;
+    let (org, person) = make_person(&w);
+    w.settle().await;
+    let id = format!("wc-person-{person}");
+    w.wc.state()
+        .ui_update(
+            SandboxEntity::Organisation,
+            org,
+            json!({"OrganisationName": "Acme Holding A/S", "OrganisationCity": "Aarhus"}),
+        )
+        .unwrap();
+    w.settle().await;
+    let c = w.cb_record("customer", &id);
+    assert_eq!(c["company"], "Acme Holding A/S");
+    assert_eq!(c["billing_address"]["city"], "Aarhus");
+    // webCRM cannot move a person to another organisation: reported, not applied.
+    let writes = w.wc_writes();
+    w.cb.handle()
+        .dashboard_edit("customer", &id, json!({"company": "Other Corp"}))
+        .unwrap();
+    w.settle().await;
+    assert_eq!(w.wc_writes(), writes);
+    let actions = w.pending_actions().await;
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0].kind, "company_change");
+    assert!(actions[0].closed_at.is_none());
+    // Someone sets it back in Chargebee: the systems agree and the action closes.
+    w.cb.handle()
+        .dashboard_edit("customer", &id, json!({"company": "Acme Holding A/S"}))
+        .unwrap();
+    w.settle().await;
+    let actions = w.pending_actions().await;
+    assert!(actions[0].closed_at.is_some(), "{actions:?}");
+    w.shutdown().await;
+}
+
+on_both_backends!(
+    webcrm_person_creates_a_customer_with_every_property,
+    echo_of_our_own_writes_writes_nothing,
+    chargebee_edit_updates_the_person,
+    chargebee_customer_becomes_a_person_under_its_company,
+    the_same_event_three_times_creates_one_person,
+    conflicting_edits_keep_the_newer_and_record_the_loser,
+    organisation_rename_reaches_the_company_and_company_edit_is_reported,
+);
