@@ -214,6 +214,26 @@ async fn conflicting_edits_keep_the_newer_and_record_the_loser(backend: Backend)
     assert_eq!(conflicts[0].field, "first_name");
     assert_eq!(conflicts[0].winner, "chargebee");
     assert_eq!(conflicts[0].webcrm_value.as_deref(), Some("\"FromWebcrm\""));
+    // The operator keeps the losing webCRM value: the merge writes it to both sides.
+    let ids: Vec<(i64,)> = w.app.db.rows("select id from conflicts").await;
+    let resp = w
+        .app
+        .client
+        .post(
+            w.app
+                .url(&format!("/admin/v1/conflicts/{}/resolve", ids[0].0)),
+        )
+        .bearer_auth(common::app::ADMIN)
+        .json(&json!({"keep": "webcrm"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    w.settle().await;
+    let p = w.wc_record(SandboxEntity::Person, &person.to_string());
+    assert_eq!(p["PersonFirstName"], "FromWebcrm");
+    assert_eq!(w.cb_record("customer", &id)["first_name"], "FromWebcrm");
+    assert!(w.dead_jobs().await.is_empty());
     w.shutdown().await;
 }
 

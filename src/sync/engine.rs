@@ -15,7 +15,7 @@ use crate::store::admin::{NewConflict, NewPendingAction, NewSyncLog};
 use crate::store::sync::{CommitOutcome, LinkCommit, SyncLink};
 use crate::store::{now_ms, Job};
 
-use super::merge::{self, Observed, Plan, Snapshot, Winner};
+use super::merge::{self, Fields, Observed, Plan, Snapshot, Winner};
 use super::pairing::{Created, Dependency, Expansion, Pairing, SyncContext, SyncError};
 use super::rekey::outcome_of;
 
@@ -61,22 +61,69 @@ fn other(side: Side) -> Side {
     }
 }
 
+impl SyncEngine {
+    /// The record a job names: `{side, id}` from intake and dependencies, or `{link_id,
+    /// resolution}` from an operator resolving a conflict (the kept value is forced).
+    async fn record_of(
+        &self,
+        payload: &Value,
+    ) -> Result<Option<(Side, String, Fields)>, crate::store::StoreError> {
+        if let (Some(side), Some(id)) = (
+            payload["side"].as_str().and_then(side_of),
+            payload["id"].as_str(),
+        ) {
+            return Ok(Some((side, id.to_owned(), Fields::new())));
+        }
+        let Some(link_id) = payload["link_id"].as_i64() else {
+            return Ok(None);
+        };
+        let Some(link) = self.cx.store.get_link(link_id).await? else {
+            return Ok(None);
+        };
+        let mut forced = Fields::new();
+        let resolution = &payload["resolution"];
+        if let Some(conflict_id) = resolution["conflict_id"].as_i64() {
+            if let Some(c) = self.cx.store.get_conflict(conflict_id).await? {
+                let kept = match resolution["keep"].as_str() {
+                    Some("webcrm") => c.webcrm_value,
+                    _ => c.chargebee_value,
+                };
+                let value = kept
+                    .as_deref()
+                    .and_then(|v| serde_json::from_str(v).ok())
+                    .unwrap_or(Value::Null);
+                forced.insert(c.field, value);
+            }
+        }
+        Ok(Some((Side::Webcrm, link.webcrm_id, forced)))
+    }
+}
+
 #[async_trait]
 impl JobHandler for SyncEngine {
     async fn handle(&self, job: &Job) -> Outcome {
         let payload = job.payload_json();
         let pairing_name = job.pairing.as_deref().unwrap_or_default();
-        let (Some(pairing), Some(side), Some(id)) = (
-            self.pairings.get(pairing_name),
-            payload["side"].as_str().and_then(side_of),
-            payload["id"].as_str(),
-        ) else {
+        let Some(pairing) = self.pairings.get(pairing_name) else {
             return Outcome::Fatal {
-                error: format!(
-                    "sync job needs a known pairing, a side and an id (pairing {pairing_name:?})"
-                ),
+                error: format!("sync job for an unknown pairing {pairing_name:?}"),
             };
         };
+        let (side, id, forced) = match self.record_of(&payload).await {
+            Ok(Some(target)) => target,
+            Ok(None) => {
+                return Outcome::Fatal {
+                    error: "sync job needs a side and an id, or a link id".into(),
+                }
+            }
+            Err(e) => {
+                return Outcome::Retry {
+                    error: e.to_string(),
+                    retry_after: None,
+                }
+            }
+        };
+        let id = id.as_str();
         let enabled = self
             .cx
             .config
@@ -90,6 +137,7 @@ impl JobHandler for SyncEngine {
             pairing: pairing.as_ref(),
             job,
             hint: &payload["hint"],
+            forced: &forced,
         };
         match run.sync(side, id).await {
             Ok(Committed::Yes) => Outcome::Done,
@@ -127,6 +175,8 @@ struct Run<'a> {
     pairing: &'a dyn Pairing,
     job: &'a Job,
     hint: &'a Value,
+    /// Values an operator chose for conflicts (written to both sides).
+    forced: &'a Fields,
 }
 
 /// What became of a commit attempt.
@@ -217,7 +267,7 @@ impl Run<'_> {
             return Ok(Committed::Yes);
         };
         let snapshot = Snapshot::parse(&link.snapshot);
-        let plan = merge::merge(self.pairing.rules(), &snapshot, &w, &c);
+        let plan = merge::merge_forcing(self.pairing.rules(), &snapshot, &w, &c, self.forced);
         let stale_hint = self.stale_hint(&link);
         if plan.writes_nothing()
             && plan.conflicts.is_empty()

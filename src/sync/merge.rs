@@ -167,6 +167,18 @@ pub fn newer(webcrm_at: Option<i64>, chargebee_at: Option<i64>) -> Winner {
 
 /// The three-way merge of a linked pair (see the module docs).
 pub fn merge(rules: &[Rule], snapshot: &Snapshot, w: &Observed, c: &Observed) -> Plan {
+    merge_forcing(rules, snapshot, w, c, &Fields::new())
+}
+
+/// [`merge`], with `forced` values that both sides must take whatever changed (an operator
+/// resolving a conflict for the side that lost it).
+pub fn merge_forcing(
+    rules: &[Rule],
+    snapshot: &Snapshot,
+    w: &Observed,
+    c: &Observed,
+    forced: &Fields,
+) -> Plan {
     let mut plan = Plan {
         next: Snapshot {
             webcrm: w.fields.clone(),
@@ -207,6 +219,25 @@ pub fn merge(rules: &[Rule], snapshot: &Snapshot, w: &Observed, c: &Observed) ->
             }
             (false, false) => None,
         };
+        if let Some(value) = forced.get(f) {
+            apply(
+                rule.to_chargebee,
+                f,
+                value.clone(),
+                cv,
+                Winner::Chargebee,
+                &mut plan,
+            );
+            apply(
+                rule.to_webcrm,
+                f,
+                value.clone(),
+                wv,
+                Winner::Webcrm,
+                &mut plan,
+            );
+            continue;
+        }
         let has_target = target.is_some();
         match target {
             Some((value, Winner::Webcrm)) => apply(
@@ -451,6 +482,22 @@ mod tests {
         );
         assert!(p2.writes_nothing());
         assert!(p2.conflicts.is_empty());
+    }
+
+    #[test]
+    fn forced_value_is_written_to_both_sides() {
+        let s = snap(json!({"name": "w"}), json!({"name": "w"}));
+        let forced = fields(json!({"name": "c"}));
+        let p = merge_forcing(
+            RULES,
+            &s,
+            &obs(json!({"name": "w"}), 1),
+            &obs(json!({"name": "w"}), 1),
+            &forced,
+        );
+        assert_eq!(p.webcrm, forced);
+        assert_eq!(p.chargebee, forced);
+        assert_eq!(p.next.webcrm["name"], json!("c"));
     }
 
     #[test]

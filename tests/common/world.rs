@@ -3,12 +3,14 @@
 //! service's real handlers. `settle()` delivers everything and runs every job until the
 //! three systems are quiet, so tests never sleep.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 use wcs::queue::{Queue, QueueConfig, WorkerPool};
-use wcs::sandbox::chargebee::{ChargebeeSandbox, RunningChargebeeSandbox, SandboxOptions};
+use wcs::sandbox::chargebee::{
+    ChargebeeSandbox, RunningChargebeeSandbox, SandboxOptions, WebhookFaults,
+};
 use wcs::sandbox::webcrm::{
     HookDelivery, RunningWebcrmSandbox, SandboxEntity, WebcrmSandbox, WebcrmSandboxOptions,
 };
@@ -58,6 +60,9 @@ pub struct World {
     pool: WorkerPool,
     /// Chargebee writes made while setting up (the webhook endpoint), not by the sync.
     cb_setup_writes: u64,
+    /// Webhook deliveries to expect: (events, deliveries) when faults were set, and the
+    /// deliveries per later event (2 when duplicating).
+    delivery_plan: Mutex<(usize, usize, usize)>,
 }
 
 impl World {
@@ -67,12 +72,22 @@ impl World {
 
     /// `extra` adds or overrides service settings (e.g. pairing options).
     pub async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> World {
+        Self::start_with_options(backend, extra, WebcrmSandboxOptions::default()).await
+    }
+
+    /// As [`Self::start_with`], with webCRM sandbox options (hook duplicates, reordering);
+    /// hooks are always delivered by `settle()`.
+    pub async fn start_with_options(
+        backend: Backend,
+        extra: &[(&str, &str)],
+        webcrm: WebcrmSandboxOptions,
+    ) -> World {
         let cb = ChargebeeSandbox::start(SandboxOptions::default())
             .await
             .expect("chargebee sandbox");
         let wc = WebcrmSandbox::start(WebcrmSandboxOptions {
             hook_delivery: HookDelivery::Manual,
-            ..WebcrmSandboxOptions::default()
+            ..webcrm
         })
         .await
         .expect("webcrm sandbox");
@@ -117,7 +132,19 @@ impl World {
             app,
             pool,
             cb_setup_writes,
+            delivery_plan: Mutex::new((0, 0, 1)),
         }
+    }
+
+    /// Makes Chargebee duplicate and/or reorder its webhook deliveries from now on.
+    pub fn set_webhook_faults(&self, faults: WebhookFaults) {
+        let handle = self.cb.handle();
+        *self.delivery_plan.lock().unwrap() = (
+            handle.events().len(),
+            handle.deliveries().len(),
+            if faults.duplicate { 2 } else { 1 },
+        );
+        self.cb.handle().set_webhook_faults(faults);
     }
 
     /// Delivers every webhook and hook and runs every job (waits included) until nothing
@@ -128,7 +155,7 @@ impl World {
             assert!(
                 self.cb
                     .handle()
-                    .wait_for_deliveries(events, Duration::from_secs(10))
+                    .wait_for_deliveries(self.expected_deliveries(events), Duration::from_secs(10))
                     .await,
                 "Chargebee webhooks were not delivered"
             );
@@ -148,6 +175,11 @@ impl World {
             }
         }
         panic!("the sync did not come to rest: {:?}", self.jobs().await);
+    }
+
+    fn expected_deliveries(&self, events: usize) -> usize {
+        let (events_then, deliveries_then, per_event) = *self.delivery_plan.lock().unwrap();
+        deliveries_then + events.saturating_sub(events_then) * per_event
     }
 
     pub async fn links(&self, pairing: &str) -> Vec<LinkRow> {
