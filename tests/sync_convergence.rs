@@ -145,7 +145,7 @@ async fn scenario(backend: Backend, seed: u64) -> (usize, usize) {
     .await;
     w.set_webhook_faults(WebhookFaults {
         duplicate: true,
-        reorder_window: if seed % 4 == 0 { 3 } else { 0 },
+        reorder_window: if seed.is_multiple_of(4) { 3 } else { 0 },
     });
     let org =
         w.wc.state()
