@@ -6,6 +6,7 @@ pub mod clients;
 pub mod config;
 pub mod http;
 pub mod intake;
+pub mod poller;
 pub mod queue;
 pub mod register;
 pub mod sandbox;

@@ -97,11 +97,21 @@ pub fn handlers(
         let wc_config = wc.client_config();
         let outbound = Outbound::new(wc_limiter.clone(), wc_config.retry.clone());
         let webcrm = Arc::new(WebcrmClient::with_outbound(wc_config, outbound)?);
+        let config = Arc::new(config.clone());
+        dispatcher = dispatcher.register(
+            crate::intake::POLL_JOB,
+            Arc::new(crate::poller::Poller {
+                store: store.clone(),
+                chargebee: chargebee.clone(),
+                webcrm: webcrm.clone(),
+                config: config.clone(),
+            }),
+        );
         let cx = Arc::new(SyncContext {
             store: store.clone(),
             chargebee,
             webcrm,
-            config: Arc::new(config.clone()),
+            config,
         });
         dispatcher = dispatcher.register(
             crate::intake::SYNC_JOB,
@@ -139,6 +149,14 @@ pub fn start(
     let grace = config.queue.shutdown_grace;
     let task = tokio::spawn(async move {
         let workers = tokio::spawn(pool.run(token.clone()));
+        if config.queue.worker_concurrency > 0 && config.webcrm.is_some() {
+            // Every replica schedules; the poll jobs' keys let one of them run at a time.
+            tokio::spawn(crate::poller::schedule(
+                store.clone(),
+                config.clone(),
+                token.clone(),
+            ));
+        }
         tokio::spawn(purge_old_events(store, token.clone()));
         let http =
             axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());

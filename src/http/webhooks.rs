@@ -9,7 +9,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::{ApiError, AppState};
-use crate::intake::{chargebee, webcrm, SyncTarget, POLL_JOB, REKEY_JOB};
+use crate::intake::{chargebee, webcrm, SyncTarget, POLL_JOB};
 use crate::store::{now_ms, NewInboundEvent, NewJob, Recorded};
 
 fn count(source: &'static str, outcome: &'static str) {
@@ -95,40 +95,9 @@ pub async fn chargebee(State(state): State<AppState>, headers: HeaderMap, body: 
             return ApiError::bad_request(message).into_response();
         }
     };
-    let max_attempts = state.config.queue.max_attempts;
-    let (jobs, ignored) = match chargebee::plan(&envelope) {
-        chargebee::Plan::Ignore(reason) => (Vec::new(), Some(reason)),
-        chargebee::Plan::Sync(targets) => {
-            let jobs: Vec<NewJob> = enabled_targets(&state, targets)
-                .into_iter()
-                .map(|t| t.into_job(now, max_attempts))
-                .collect();
-            let ignored = jobs
-                .is_empty()
-                .then_some("every pairing it concerns is disabled");
-            (jobs, ignored)
-        }
-        chargebee::Plan::Rekey {
-            old_id,
-            new_id,
-            then,
-        } => {
-            let mut jobs = vec![NewJob {
-                kind: REKEY_JOB.into(),
-                pairing: None,
-                dedupe_key: format!("rekey:customer:{old_id}"),
-                payload: json!({ "event_id": envelope.id, "old_id": old_id, "new_id": new_id }),
-                run_at: now,
-                max_attempts,
-            }];
-            jobs.extend(
-                enabled_targets(&state, then)
-                    .into_iter()
-                    .map(|t| t.into_job(now, max_attempts)),
-            );
-            (jobs, None)
-        }
-    };
+    let enabled = |p: &str| state.config.pairing(p).is_some_and(|p| p.enabled);
+    let (jobs, ignored) =
+        chargebee::jobs_for(&envelope, &enabled, now, state.config.queue.max_attempts);
     let outcome = if ignored.is_some() {
         "ignored"
     } else {

@@ -7,7 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use super::{Side, SyncTarget};
+use super::{Side, SyncTarget, REKEY_JOB};
+use crate::store::{Millis, NewJob};
 
 /// Event types we subscribe to when registering our endpoint; also what the poller asks for.
 pub const SUBSCRIBED_EVENT_TYPES: &[&str] = &[
@@ -279,6 +280,50 @@ fn mentions_demo_customer(content: &Value) -> bool {
                 .is_some_and(|id| id.starts_with("cbdemo_"))
         })
     })
+}
+
+/// The jobs an event calls for (only for `enabled` pairings), and why none when it calls
+/// for none. Webhooks and the poller both go through here, so a webhook and a poll of the
+/// same event enqueue the same jobs (and the event id deduplicates them).
+pub fn jobs_for(
+    envelope: &Envelope,
+    enabled: &dyn Fn(&str) -> bool,
+    now: Millis,
+    max_attempts: i32,
+) -> (Vec<NewJob>, Option<&'static str>) {
+    let keep = |targets: Vec<SyncTarget>| -> Vec<NewJob> {
+        targets
+            .into_iter()
+            .filter(|t| enabled(t.pairing))
+            .map(|t| t.into_job(now, max_attempts))
+            .collect()
+    };
+    match plan(envelope) {
+        Plan::Ignore(reason) => (Vec::new(), Some(reason)),
+        Plan::Sync(targets) => {
+            let jobs = keep(targets);
+            let ignored = jobs
+                .is_empty()
+                .then_some("every pairing it concerns is disabled");
+            (jobs, ignored)
+        }
+        Plan::Rekey {
+            old_id,
+            new_id,
+            then,
+        } => {
+            let mut jobs = vec![NewJob {
+                kind: REKEY_JOB.into(),
+                pairing: None,
+                dedupe_key: format!("rekey:customer:{old_id}"),
+                payload: json!({ "event_id": envelope.id, "old_id": old_id, "new_id": new_id }),
+                run_at: now,
+                max_attempts,
+            }];
+            jobs.extend(keep(then));
+            (jobs, None)
+        }
+    }
 }
 
 #[cfg(test)]

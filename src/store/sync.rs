@@ -84,6 +84,17 @@ pub trait SyncStore: Send + Sync {
         source_id: &str,
     ) -> StoreResult<()>;
 
+    /// A poller's position for one source and entity.
+    async fn cursor(&self, source: &str, entity: &str) -> StoreResult<Option<String>>;
+    /// Stores a poller's position (after a complete pass); `now` is its last successful poll.
+    async fn set_cursor(
+        &self,
+        source: &str,
+        entity: &str,
+        value: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+
     /// Closes the open pending action of (pairing, kind, subject), if any.
     async fn close_pending_action_for(
         &self,
@@ -138,6 +149,11 @@ pub(crate) mod sql {
          on conflict (pairing, target, source_id) do nothing";
     pub const CLEAR_PENDING_CREATE: &str =
         "delete from pending_creates where pairing = $1 and target = $2 and source_id = $3";
+    pub const CURSOR: &str = "select value from cursors where source = $1 and entity = $2";
+    pub const SET_CURSOR: &str = "insert into cursors (source, entity, value, updated_at)
+         values ($1, $2, $3, $4)
+         on conflict (source, entity) do update
+            set value = excluded.value, updated_at = excluded.updated_at";
     pub const CLOSE_PENDING_ACTION_FOR: &str = "update pending_actions
          set closed_at = $4, closed_reason = $5, updated_at = $4
          where pairing = $1 and kind = $2 and subject = $3 and closed_at is null";
@@ -326,6 +342,36 @@ macro_rules! impl_sync_store {
                     .bind(pairing)
                     .bind(target)
                     .bind(source_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn cursor(
+                &self,
+                source: &str,
+                entity: &str,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar($crate::store::sync::sql::CURSOR)
+                    .bind(source)
+                    .bind(entity)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn set_cursor(
+                &self,
+                source: &str,
+                entity: &str,
+                value: &str,
+                now: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<()> {
+                let _writer = self.write_guard().await;
+                sqlx::query($crate::store::sync::sql::SET_CURSOR)
+                    .bind(source)
+                    .bind(entity)
+                    .bind(value)
+                    .bind(now)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
