@@ -41,6 +41,20 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// First-sync matching and repair: link existing records by cross ids and natural keys,
+    /// then create what the rules call for, and run the resulting sync jobs.
+    Resync {
+        /// Only this pairing (repeatable); all enabled pairings when absent.
+        #[arg(long = "pairing", value_name = "NAME")]
+        pairings: Vec<String>,
+        /// Print every planned link, create, update and ambiguity; write nothing anywhere.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only rebuild links from the cross ids the two systems keep (no matching by
+        /// natural keys, no creates).
+        #[arg(long)]
+        rebuild_links: bool,
+    },
     /// Run the Chargebee and webCRM API emulators standalone and print how to reach them.
     Sandbox {
         /// Chargebee sandbox port (0 picks a free one).
@@ -93,6 +107,26 @@ pub async fn run(cli: Cli) -> ExitCode {
             match crate::register::run(&config, dry_run, &mut std::io::stdout()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
+            }
+        }
+        Command::Resync {
+            pairings,
+            dry_run,
+            rebuild_links,
+        } => {
+            let config = match raw.validate(Purpose::Serve) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            telemetry::init_logging(&config.log_filter, config.log_format);
+            let options = crate::resync_command::Options {
+                pairings,
+                dry_run,
+                rebuild_links,
+            };
+            match crate::resync_command::run(config, options, &mut std::io::stdout()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("{e:#}")),
             }
         }
         Command::Serve { no_migrate } => {

@@ -9,6 +9,7 @@ pub mod intake;
 pub mod poller;
 pub mod queue;
 pub mod register;
+pub mod resync_command;
 pub mod sandbox;
 pub mod serve;
 pub mod store;

@@ -90,35 +90,60 @@ pub fn handlers(
         crate::intake::REKEY_JOB,
         Arc::new(RekeyCustomer {
             store: store.clone(),
-            chargebee: chargebee.clone(),
+            chargebee,
         }),
     );
-    if let (Some(wc), Some(wc_limiter)) = (&config.webcrm, &limiters.webcrm) {
-        let wc_config = wc.client_config();
-        let outbound = Outbound::new(wc_limiter.clone(), wc_config.retry.clone());
-        let webcrm = Arc::new(WebcrmClient::with_outbound(wc_config, outbound)?);
-        let config = Arc::new(config.clone());
-        dispatcher = dispatcher.register(
-            crate::intake::POLL_JOB,
-            Arc::new(crate::poller::Poller {
-                store: store.clone(),
-                chargebee: chargebee.clone(),
-                webcrm: webcrm.clone(),
-                config: config.clone(),
-            }),
-        );
-        let cx = Arc::new(SyncContext {
-            store: store.clone(),
-            chargebee,
-            webcrm,
-            config,
-        });
-        dispatcher = dispatcher.register(
-            crate::intake::SYNC_JOB,
-            Arc::new(SyncEngine::new(cx, crate::sync::pairings::all())),
-        );
+    if let Some(cx) = sync_context(config, store, limiters)? {
+        dispatcher = dispatcher
+            .register(
+                crate::intake::POLL_JOB,
+                Arc::new(crate::poller::Poller {
+                    store: store.clone(),
+                    chargebee: cx.chargebee.clone(),
+                    webcrm: cx.webcrm.clone(),
+                    config: cx.config.clone(),
+                }),
+            )
+            .register(
+                crate::sync::resync::RESYNC_JOB,
+                Arc::new(crate::sync::resync::ResyncJob { cx: cx.clone() }),
+            )
+            .register(
+                crate::intake::SYNC_JOB,
+                Arc::new(SyncEngine::new(cx, crate::sync::pairings::all())),
+            );
     }
     Ok(dispatcher)
+}
+
+/// What the sync engine, the poller and resync need: both clients on the process's shared
+/// limiters. `None` without the credentials of both APIs.
+pub fn sync_context(
+    config: &Config,
+    store: &DynStore,
+    limiters: &Limiters,
+) -> anyhow::Result<Option<Arc<SyncContext>>> {
+    let (Some(cb), Some(cb_limiter), Some(wc), Some(wc_limiter)) = (
+        &config.chargebee,
+        &limiters.chargebee,
+        &config.webcrm,
+        &limiters.webcrm,
+    ) else {
+        return Ok(None);
+    };
+    let chargebee = Arc::new(ChargebeeClient::with_limiter(
+        cb.client_config(),
+        cb_limiter.clone(),
+    )?);
+    let wc_config = wc.client_config();
+    let outbound = Outbound::new(wc_limiter.clone(), wc_config.retry.clone());
+    let webcrm = Arc::new(WebcrmClient::with_outbound(wc_config, outbound)?);
+    Ok(Some(Arc::new(SyncContext {
+        store: store.clone(),
+        chargebee,
+        webcrm,
+        config: Arc::new(config.clone()),
+    })))
 }
 
 /// Starts HTTP and the worker pool on `listener`; both stop when `shutdown` fires: HTTP stops

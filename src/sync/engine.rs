@@ -418,10 +418,24 @@ impl Run<'_> {
             Side::Webcrm => (&source, &counterpart),
             Side::Chargebee => (&counterpart, &source),
         };
-        let snapshot = Snapshot {
+        // The new pair starts from what both hold now; fields one side is the master of
+        // (cross ids, the organisation's details) are written across at once.
+        let start = Snapshot {
             webcrm: w.fields.clone(),
             chargebee: c.fields.clone(),
         };
+        let plan = merge::merge(self.pairing.rules(), &start, w, c);
+        if !plan.webcrm.is_empty() {
+            self.pairing
+                .write(self.cx, Side::Webcrm, w, &plan.webcrm)
+                .await?;
+        }
+        if !plan.chargebee.is_empty() {
+            self.pairing
+                .write(self.cx, Side::Chargebee, c, &plan.chargebee)
+                .await?;
+        }
+        let snapshot = plan.next;
         let action = match side {
             Side::Webcrm => "created_in_chargebee",
             Side::Chargebee => "created_in_webcrm",

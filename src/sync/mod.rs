@@ -6,4 +6,5 @@ pub mod normalize;
 pub mod pairing;
 pub mod pairings;
 pub mod rekey;
+pub mod resync;
 pub mod values;

@@ -131,6 +131,28 @@ pub trait Pairing: Send + Sync + 'static {
         source: &Observed,
     ) -> Result<Created, SyncError>;
 
+    /// Every record of one side, for `resync` and the reconciler; `None` when the API
+    /// offers no listing for it.
+    async fn list(
+        &self,
+        _cx: &SyncContext,
+        _side: Side,
+    ) -> Result<Option<Vec<Observed>>, SyncError> {
+        Ok(None)
+    }
+
+    /// The natural keys first-sync matching compares (e.g. `email:ada@example.com`); a
+    /// record and a counterpart that share a key are the same thing.
+    fn match_keys(&self, _side: Side, _record: &Observed) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The counterpart id a record carries itself (Chargebee `meta_data`, webCRM
+    /// `OpportunityErpId`, …), for rebuilding links from the two systems alone.
+    fn cross_id(&self, _side: Side, _record: &Observed) -> Option<String> {
+        None
+    }
+
     /// The message of a pending action for a change the target cannot take.
     fn describe(&self, report: &Report, webcrm_id: &str, chargebee_id: &str) -> String {
         format!(

@@ -9,8 +9,11 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 
+use std::collections::HashMap;
+
 use crate::clients::chargebee::{
     is_duplicate, AddressInput, BillingInfoUpdate, Customer, CustomerCreate, CustomerUpdate,
+    ListQuery,
 };
 use crate::clients::webcrm::{col, Organisation, Person, Query, Table};
 use crate::intake::Side;
@@ -353,15 +356,7 @@ impl PersonsCustomers {
             Some(org_id) => found(cx.webcrm.get_organisation(org_id).await)?,
             None => None,
         };
-        let changed_at =
-            webcrm_ms(person.updated_at).max(org.as_ref().and_then(|o| webcrm_ms(o.updated_at)));
-        Ok(Some(Observed {
-            id: id.to_owned(),
-            fields: webcrm_fields(&person, org.as_ref()),
-            changed_at,
-            version: person.updated_at.map(|t| t.to_rfc3339()),
-            raw: raw(&person),
-        }))
+        Ok(Some(person_observed(id, &person, org.as_ref())))
     }
 
     /// The person an earlier, interrupted create made for `customer_id`, found by its marker.
@@ -433,12 +428,7 @@ impl PersonsCustomers {
 
     async fn create_person(cx: &SyncContext, source: &Observed) -> Result<Created, SyncError> {
         let customer: Customer = from_raw(&source.raw, "customer")?;
-        if customer.id.starts_with("wc-user-")
-            || customer
-                .meta_data
-                .as_ref()
-                .is_some_and(|m| m.get("webcrm_user_id").is_some())
-        {
+        if belongs_to_a_user(&customer) {
             return Ok(Created::Skip(
                 "the customer belongs to a webCRM user".into(),
             ));
@@ -506,6 +496,25 @@ impl PersonsCustomers {
     }
 }
 
+fn person_observed(id: &str, person: &Person, org: Option<&Organisation>) -> Observed {
+    Observed {
+        id: id.to_owned(),
+        fields: webcrm_fields(person, org),
+        changed_at: webcrm_ms(person.updated_at).max(org.and_then(|o| webcrm_ms(o.updated_at))),
+        version: person.updated_at.map(|t| t.to_rfc3339()),
+        raw: raw(person),
+    }
+}
+
+/// Customers made for webCRM users belong to `users_customers`.
+fn belongs_to_a_user(customer: &Customer) -> bool {
+    customer.id.starts_with("wc-user-")
+        || customer
+            .meta_data
+            .as_ref()
+            .is_some_and(|m| m.get("webcrm_user_id").is_some())
+}
+
 pub fn customer_observed(customer: &Customer) -> Observed {
     Observed {
         id: customer.id.clone(),
@@ -555,6 +564,52 @@ impl Pairing for PersonsCustomers {
                 ))
             }
             _ => Ok(Expansion::Itself),
+        }
+    }
+
+    async fn list(&self, cx: &SyncContext, side: Side) -> Result<Option<Vec<Observed>>, SyncError> {
+        Ok(Some(match side {
+            Side::Webcrm => {
+                let orgs: HashMap<i32, Organisation> = cx
+                    .webcrm
+                    .organisations()
+                    .try_filter_map(|o| async move { Ok(o.id.map(|id| (id, o))) })
+                    .try_collect()
+                    .await?;
+                let persons: Vec<Person> = cx.webcrm.persons().try_collect().await?;
+                persons
+                    .iter()
+                    .filter_map(|p| {
+                        let org = p.organisation_id.and_then(|o| orgs.get(&o));
+                        p.id.map(|id| person_observed(&id.to_string(), p, org))
+                    })
+                    .collect()
+            }
+            Side::Chargebee => {
+                let customers: Vec<Customer> = cx
+                    .chargebee
+                    .list_all_customers(ListQuery::new().limit(100))
+                    .try_collect()
+                    .await?;
+                customers
+                    .iter()
+                    .filter(|c| !c.deleted && !belongs_to_a_user(c))
+                    .map(customer_observed)
+                    .collect()
+            }
+        }))
+    }
+
+    fn match_keys(&self, _side: Side, record: &Observed) -> Vec<String> {
+        get_str(&record.fields, "email")
+            .map(|e| vec![format!("email:{e}")])
+            .unwrap_or_default()
+    }
+
+    fn cross_id(&self, side: Side, record: &Observed) -> Option<String> {
+        match side {
+            Side::Chargebee => get_str(&record.fields, "webcrm_person_id").map(str::to_owned),
+            Side::Webcrm => None,
         }
     }
 

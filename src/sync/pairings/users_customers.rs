@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 
-use crate::clients::chargebee::{is_duplicate, Customer, CustomerCreate, CustomerUpdate};
+use crate::clients::chargebee::{
+    is_duplicate, Customer, CustomerCreate, CustomerUpdate, ListQuery,
+};
 use crate::clients::webcrm::User;
 use crate::intake::Side;
 
@@ -143,6 +145,16 @@ pub fn customer_update(changes: &Fields, current_meta: Option<&Value>) -> Custom
     CustomerUpdate { clear, ..update }
 }
 
+fn user_observed(id: &str, user: &User) -> Observed {
+    Observed {
+        id: id.to_owned(),
+        fields: webcrm_fields(user),
+        changed_at: webcrm_ms(user.updated_at),
+        version: user.updated_at.map(|t| t.to_rfc3339()),
+        raw: raw(user),
+    }
+}
+
 fn customer_observed(customer: &Customer) -> Observed {
     Observed {
         id: customer.id.clone(),
@@ -165,6 +177,43 @@ impl Pairing for UsersCustomers {
         RULES
     }
 
+    async fn list(&self, cx: &SyncContext, side: Side) -> Result<Option<Vec<Observed>>, SyncError> {
+        Ok(Some(match side {
+            Side::Webcrm => {
+                let users: Vec<User> = cx.webcrm.users().try_collect().await?;
+                users
+                    .iter()
+                    .filter_map(|u| u.id.map(|id| user_observed(&id.to_string(), u)))
+                    .collect()
+            }
+            Side::Chargebee => {
+                let customers: Vec<Customer> = cx
+                    .chargebee
+                    .list_all_customers(ListQuery::new().limit(100))
+                    .try_collect()
+                    .await?;
+                customers
+                    .iter()
+                    .filter(|c| !c.deleted)
+                    .map(customer_observed)
+                    .collect()
+            }
+        }))
+    }
+
+    fn match_keys(&self, _side: Side, record: &Observed) -> Vec<String> {
+        get_str(&record.fields, "email")
+            .map(|e| vec![format!("email:{e}")])
+            .unwrap_or_default()
+    }
+
+    fn cross_id(&self, side: Side, record: &Observed) -> Option<String> {
+        match side {
+            Side::Chargebee => get_str(&record.fields, "webcrm_user_id").map(str::to_owned),
+            Side::Webcrm => None,
+        }
+    }
+
     async fn read(
         &self,
         cx: &SyncContext,
@@ -177,13 +226,7 @@ impl Pairing for UsersCustomers {
                 let Some(user) = found(cx.webcrm.get_user(webcrm_id(id)?).await)? else {
                     return Ok(None);
                 };
-                Ok(Some(Observed {
-                    id: id.to_owned(),
-                    fields: webcrm_fields(&user),
-                    changed_at: webcrm_ms(user.updated_at),
-                    version: user.updated_at.map(|t| t.to_rfc3339()),
-                    raw: raw(&user),
-                }))
+                Ok(Some(user_observed(id, &user)))
             }
             Side::Chargebee => Ok(read_customer(cx, id).await?.as_ref().map(customer_observed)),
         }
