@@ -112,6 +112,11 @@ pub const SETTINGS: &[Setting] = &[
     ),
     setting("POLL_INTERVAL_SECS", Some("300"), "catch-up poll period"),
     setting(
+        "RECONCILE_INTERVAL_SECS",
+        Some("21600"),
+        "period of the reconciler's full id sweep of every pairing (drift report in the admin status)",
+    ),
+    setting(
         "PUBLIC_URL",
         None,
         "the URL the two systems reach us at (for `register-webhooks`)",
@@ -383,6 +388,7 @@ pub struct Config {
     pub webcrm: Option<WebcrmSettings>,
     pub admin_tokens: Vec<SecretString>,
     pub poll_interval: Duration,
+    pub reconcile_interval: Duration,
     pub public_url: Option<Url>,
     pub default_currency: String,
     /// Validated webCRM currency names (`WEBCRM_CURRENCY_MAP`).
@@ -679,6 +685,7 @@ impl Validator<'_> {
             Some(Vec::new())
         };
         let poll = self.positive("POLL_INTERVAL_SECS");
+        let reconcile = self.positive("RECONCILE_INTERVAL_SECS");
         let public_url = self.url("PUBLIC_URL");
         let concurrency = self.positive("WORKER_CONCURRENCY");
         let default_currency = self.currency("DEFAULT_CURRENCY");
@@ -712,6 +719,7 @@ impl Validator<'_> {
             webcrm: webcrm?,
             admin_tokens: admin_tokens?,
             poll_interval: Duration::from_secs(u64::from(poll?)),
+            reconcile_interval: Duration::from_secs(u64::from(reconcile?)),
             public_url,
             default_currency: default_currency?,
             currency_map: currency_map?,

@@ -8,6 +8,7 @@ pub mod http;
 pub mod intake;
 pub mod poller;
 pub mod queue;
+pub mod reconciler;
 pub mod register;
 pub mod resync_command;
 pub mod sandbox;

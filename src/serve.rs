@@ -105,6 +105,10 @@ pub fn handlers(
                 }),
             )
             .register(
+                crate::reconciler::RECONCILE_JOB,
+                Arc::new(crate::reconciler::Reconciler { cx: cx.clone() }),
+            )
+            .register(
                 crate::sync::resync::RESYNC_JOB,
                 Arc::new(crate::sync::resync::ResyncJob { cx: cx.clone() }),
             )
@@ -174,14 +178,6 @@ pub fn start(
     let grace = config.queue.shutdown_grace;
     let task = tokio::spawn(async move {
         let workers = tokio::spawn(pool.run(token.clone()));
-        if config.queue.worker_concurrency > 0 && config.webcrm.is_some() {
-            // Every replica schedules; the poll jobs' keys let one of them run at a time.
-            tokio::spawn(crate::poller::schedule(
-                store.clone(),
-                config.clone(),
-                token.clone(),
-            ));
-        }
         tokio::spawn(purge_old_events(store, token.clone()));
         let http =
             axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
@@ -242,6 +238,19 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let limiters = Limiters::from_config(&config);
     let handler = Arc::new(handlers(&config, &store, &limiters)?);
+    if config.chargebee.is_some() && config.webcrm.is_some() {
+        // Every replica schedules; the jobs' keys let one of them run at a time.
+        tokio::spawn(crate::poller::schedule(
+            store.clone(),
+            config.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(crate::reconciler::schedule(
+            store.clone(),
+            config.clone(),
+            shutdown.clone(),
+        ));
+    }
     let running = start(
         config.clone(),
         store,

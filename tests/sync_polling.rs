@@ -1,4 +1,5 @@
-//! With no webhook and no hook registered at all, polling alone carries every change.
+//! With no webhook and no hook registered at all, polling alone carries every change, and
+//! the reconciler's sweep finds what polling cannot: old records and silent deletes.
 
 mod common;
 
@@ -93,7 +94,72 @@ async fn a_webhook_and_a_poll_of_the_same_event_run_one_job(backend: Backend) {
     w.shutdown().await;
 }
 
+async fn the_reconciler_links_old_records_and_tombstones_vanished_ones(backend: Backend) {
+    let w = World::start_without_webhooks(backend).await;
+    let org =
+        w.wc.state()
+            .ui_create(
+                SandboxEntity::Organisation,
+                json!({"OrganisationName": "Old Org"}),
+            )
+            .unwrap();
+    let person =
+        w.wc.state()
+            .ui_create(
+                SandboxEntity::Person,
+                json!({"PersonOrganisationId": org, "PersonLastName": "Old"}),
+            )
+            .unwrap();
+    w.cb.handle()
+        .dashboard_create_customer(&[
+            ("id", "cust_old"),
+            ("last_name", "Older"),
+            ("company", "Old Org"),
+        ])
+        .unwrap();
+    w.reconcile().await;
+    let links = w.links(PAIRING).await;
+    assert_eq!(links.len(), 2, "{:?}", w.jobs().await);
+    // Deleted in webCRM without any notification: the next sweep tombstones the link.
+    w.wc.state()
+        .ui_delete(SandboxEntity::Person, person)
+        .unwrap();
+    w.reconcile().await;
+    let links = w.links(PAIRING).await;
+    let gone = links
+        .iter()
+        .find(|l| l.webcrm_id == person.to_string())
+        .unwrap();
+    assert!(gone.tombstoned_at.is_some());
+    assert_eq!(
+        links.iter().filter(|l| l.tombstoned_at.is_none()).count(),
+        1
+    );
+    assert!(
+        w.cb.handle()
+            .record("customer", &format!("wc-person-{person}"))
+            .is_some(),
+        "no hard delete"
+    );
+    let status: serde_json::Value = w
+        .app
+        .client
+        .get(w.app.url("/admin/v1/status"))
+        .bearer_auth(common::app::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let drift = &status["drift"][PAIRING];
+    assert_eq!(drift["vanished_webcrm"], 1, "{status}");
+    assert_eq!(drift["links"], 2);
+    w.shutdown().await;
+}
+
 on_both_backends!(
+    the_reconciler_links_old_records_and_tombstones_vanished_ones,
     edits_on_both_sides_converge_by_polling_alone,
     a_webhook_and_a_poll_of_the_same_event_run_one_job,
 );

@@ -133,7 +133,7 @@ fn lag_seconds(now: i64, oldest: Option<i64>) -> f64 {
 pub async fn status(_: Admin, State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     let store = &state.store;
     let now = now_ms();
-    let (jobs, paused, links, oldest, conflicts, actions, cursors, oldest_any) = tokio::try_join!(
+    let (jobs, paused, links, oldest, conflicts, actions, cursors, oldest_any, drift) = tokio::try_join!(
         store.job_counts(),
         store.paused_pairings(),
         store.link_counts(),
@@ -142,7 +142,13 @@ pub async fn status(_: Admin, State(state): State<AppState>) -> Result<Json<Stat
         store.open_pending_action_counts(),
         store.poll_cursors(),
         store.oldest_waiting_run_at(),
+        store.cursors_of(crate::reconciler::DRIFT_SOURCE),
     )?;
+    // One report per pairing, as the reconciler stored it; none until it has run.
+    let drift: serde_json::Map<String, Value> = drift
+        .into_iter()
+        .filter_map(|(pairing, report, _)| serde_json::from_str(&report).ok().map(|r| (pairing, r)))
+        .collect();
 
     let mut total = QueueDepth::default();
     let mut depth: HashMap<String, QueueDepth> = HashMap::new();
@@ -232,7 +238,7 @@ pub async fn status(_: Admin, State(state): State<AppState>) -> Result<Json<Stat
                 paused_until: paused_until(state.limiters.webcrm.as_deref()),
             },
         },
-        drift: None,
+        drift: (!drift.is_empty()).then_some(Value::Object(drift)),
     }))
 }
 

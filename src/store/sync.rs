@@ -86,6 +86,10 @@ pub trait SyncStore: Send + Sync {
 
     /// A poller's position for one source and entity.
     async fn cursor(&self, source: &str, entity: &str) -> StoreResult<Option<String>>;
+    /// Every cursor of one source: (entity, value, updated_at).
+    async fn cursors_of(&self, source: &str) -> StoreResult<Vec<(String, String, Millis)>>;
+    /// Live links of a pairing.
+    async fn live_links(&self, pairing: &str) -> StoreResult<Vec<SyncLink>>;
     /// Stores a poller's position (after a complete pass); `now` is its last successful poll.
     async fn set_cursor(
         &self,
@@ -149,6 +153,13 @@ pub(crate) mod sql {
          on conflict (pairing, target, source_id) do nothing";
     pub const CLEAR_PENDING_CREATE: &str =
         "delete from pending_creates where pairing = $1 and target = $2 and source_id = $3";
+    pub const CURSORS_OF: &str =
+        "select entity, value, updated_at from cursors where source = $1 order by entity";
+    pub const LIVE_LINKS: &str = concat!(
+        "select ",
+        sync_link_columns!(),
+        " from links where pairing = $1 and tombstoned_at is null order by id"
+    );
     pub const CURSOR: &str = "select value from cursors where source = $1 and entity = $2";
     pub const SET_CURSOR: &str = "insert into cursors (source, entity, value, updated_at)
          values ($1, $2, $3, $4)
@@ -356,6 +367,26 @@ macro_rules! impl_sync_store {
                     .bind(source)
                     .bind(entity)
                     .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn cursors_of(
+                &self,
+                source: &str,
+            ) -> $crate::store::StoreResult<Vec<(String, String, $crate::store::Millis)>> {
+                Ok(sqlx::query_as($crate::store::sync::sql::CURSORS_OF)
+                    .bind(source)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn live_links(
+                &self,
+                pairing: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::sync::SyncLink>> {
+                Ok(sqlx::query_as($crate::store::sync::sql::LIVE_LINKS)
+                    .bind(pairing)
+                    .fetch_all(&self.pool)
                     .await?)
             }
 

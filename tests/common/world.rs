@@ -208,6 +208,19 @@ impl World {
         self.settle().await;
     }
 
+    /// One reconciler sweep of every enabled pairing, then settle.
+    pub async fn reconcile(&self) {
+        let now = wcs::store::now_ms();
+        for job in wcs::reconciler::reconcile_jobs(&self.app.config, now) {
+            self.app
+                .store
+                .enqueue(&job, now)
+                .await
+                .expect("enqueue sweep");
+        }
+        self.settle().await;
+    }
+
     fn expected_deliveries(&self, events: usize) -> usize {
         let (events_then, deliveries_then, per_event) = *self.delivery_plan.lock().unwrap();
         deliveries_then + events.saturating_sub(events_then) * per_event
