@@ -24,19 +24,27 @@ use crate::config::Config;
 use crate::intake::chargebee::{jobs_for, Envelope, SUBSCRIBED_EVENT_TYPES};
 use crate::intake::webcrm::{targets, HOOK_ENTITIES};
 use crate::intake::POLL_JOB;
+use crate::intake::{Side, SyncTarget};
 use crate::queue::{JobHandler, Outcome};
 use crate::store::{now_ms, DynStore, Job, NewInboundEvent, NewJob, StoreError};
+use crate::sync::merge::Snapshot;
+use crate::sync::pairing::{Pairing, SyncContext, SyncError};
+use crate::sync::pairings::products_items::{self, ProductsItems};
 use crate::sync::rekey::outcome_of;
 
 /// How far each pass reaches back before its cursor.
 pub const OVERLAP: Duration = Duration::from_secs(120);
 /// The Chargebee "entity" polled: its event stream.
 pub const CHARGEBEE_EVENTS: &str = "events";
+/// The webCRM product catalogue: no hooks and no timestamps, so each poll reads it whole and
+/// compares every item with its link's snapshot.
+pub const CATALOGUE: &str = "Catalogue";
 
 /// Every poll job of this version, due `now`.
 pub fn poll_jobs(now: i64, max_attempts: i32) -> Vec<NewJob> {
     let mut sources: Vec<(&str, &str)> = vec![("chargebee", CHARGEBEE_EVENTS)];
     sources.extend(HOOK_ENTITIES.iter().map(|e| ("webcrm", e.collection)));
+    sources.push(("webcrm", CATALOGUE));
     sources
         .into_iter()
         .map(|(source, entity)| NewJob {
@@ -73,6 +81,18 @@ enum PollError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Sync(String),
+}
+
+impl From<SyncError> for PollError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Api(e) => PollError::Api(e),
+            SyncError::Store(e) => PollError::Store(e),
+            other => PollError::Sync(other.to_string()),
+        }
+    }
 }
 
 /// The `poll` job handler.
@@ -81,6 +101,8 @@ pub struct Poller {
     pub chargebee: Arc<ChargebeeClient>,
     pub webcrm: Arc<WebcrmClient>,
     pub config: Arc<Config>,
+    /// For the catalogue, which is compared through its pairing's mapping.
+    pub cx: Arc<SyncContext>,
 }
 
 #[async_trait]
@@ -93,6 +115,7 @@ impl JobHandler for Poller {
         );
         let result = match source {
             "chargebee" if entity == CHARGEBEE_EVENTS => self.chargebee_events().await,
+            "webcrm" if entity == CATALOGUE => self.catalogue().await,
             "webcrm" => match webcrm_table(entity) {
                 Some(table) => self.webcrm_changes(entity, table).await,
                 None => return unknown(source, entity),
@@ -109,6 +132,7 @@ impl JobHandler for Poller {
                 error: e.to_string(),
                 retry_after: None,
             },
+            Err(PollError::Sync(error)) => Outcome::Fatal { error },
         }
     }
 }
@@ -206,6 +230,46 @@ impl Poller {
         ))
     }
 
+    /// Every catalogue item whose fields differ from its link's webCRM snapshot (or that has
+    /// no link) gets a sync job.
+    async fn catalogue(&self) -> Result<usize, PollError> {
+        let pairing = ProductsItems;
+        if !self.enabled(products_items::NAME) {
+            return Ok(0);
+        }
+        let items = pairing
+            .list(&self.cx, Side::Webcrm)
+            .await?
+            .unwrap_or_default();
+        let now = now_ms();
+        let mut found = 0;
+        for item in &items {
+            let link = self
+                .store
+                .link_by_webcrm(products_items::NAME, &item.id)
+                .await?;
+            let unchanged = link
+                .as_ref()
+                .is_some_and(|l| Snapshot::parse(&l.snapshot).webcrm == item.fields);
+            if unchanged {
+                continue;
+            }
+            let job = SyncTarget {
+                pairing: products_items::NAME,
+                side: Side::Webcrm,
+                id: item.id.clone(),
+                hint: json!({ "entity": CATALOGUE, "event_type": "Polled" }),
+            }
+            .into_job(now, self.config.queue.max_attempts);
+            self.store.enqueue(&job, now).await?;
+            found += 1;
+        }
+        self.store
+            .set_cursor("webcrm", CATALOGUE, &items.len().to_string(), now_ms())
+            .await?;
+        Ok(found)
+    }
+
     /// webCRM records of one entity changed since the cursor (an RFC 3339 instant).
     async fn webcrm_changes(&self, collection: &str, table: Table) -> Result<usize, PollError> {
         let started = Utc::now();
@@ -270,6 +334,7 @@ mod tests {
                 "poll:webcrm:Opportunities",
                 "poll:webcrm:QuotationLines",
                 "poll:webcrm:Users",
+                "poll:webcrm:Catalogue",
             ]
         );
         assert!(jobs.iter().all(|j| j.kind == POLL_JOB));

@@ -102,6 +102,7 @@ pub fn handlers(
                     chargebee: cx.chargebee.clone(),
                     webcrm: cx.webcrm.clone(),
                     config: cx.config.clone(),
+                    cx: cx.clone(),
                 }),
             )
             .register(

@@ -417,3 +417,45 @@ on_both_backends!(
     archived_or_deleted_item_tombstones_the_link,
     items_of_other_types_are_not_copied_to_the_catalogue,
 );
+
+/// The catalogue has no hooks: the poller reads it whole and syncs what differs from the
+/// links' snapshots, so an unchanged catalogue costs one read and no job.
+mod polled {
+    use super::*;
+
+    async fn the_catalogue_poll_finds_new_and_changed_items_only(backend: Backend) {
+        let w = World::start(backend).await;
+        let id = catalogue_item(&w, Some("widget"), "Widget", 10.0);
+        w.poll().await;
+        let item = w.cb_record("item", "widget");
+        assert_eq!(item["name"], "Widget");
+        let writes = (w.cb_writes(), w.wc_writes());
+        // Nothing changed: the next poll enqueues no catalogue job and writes nothing.
+        w.poll().await;
+        assert_eq!((w.cb_writes(), w.wc_writes()), writes);
+        let jobs: Vec<(i64,)> = w
+            .app
+            .db
+            .rows("select count(*) from sync_log where pairing = 'products_items'")
+            .await;
+        let logged = jobs[0].0;
+        w.wc.state()
+            .ui_update(
+                SandboxEntity::LinkedData,
+                id,
+                json!({"QuotationLineLinkedDataItemData2": "Widget Pro"}),
+            )
+            .unwrap();
+        w.poll().await;
+        assert_eq!(w.cb_record("item", "widget")["name"], "Widget Pro");
+        let after: Vec<(i64,)> = w
+            .app
+            .db
+            .rows("select count(*) from sync_log where pairing = 'products_items'")
+            .await;
+        assert_eq!(after[0].0, logged + 1, "one sync for the one changed item");
+        w.shutdown().await;
+    }
+
+    on_both_backends!(the_catalogue_poll_finds_new_and_changed_items_only);
+}

@@ -7,11 +7,12 @@
 //! items carry no timestamps, so a conflict goes to Chargebee (the billing system).
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use serde_json::{json, Value};
 
 use crate::clients::chargebee::{
     is_duplicate, Item, ItemCreate, ItemFamilyCreate, ItemPrice, ItemPriceCreate, ItemPriceUpdate,
-    ItemUpdate,
+    ItemUpdate, ListQuery,
 };
 use crate::clients::outbound::ApiError;
 use crate::clients::webcrm::LinkedDataItem;
@@ -442,6 +443,80 @@ impl Pairing for ProductsItems {
 
     fn rules(&self) -> &'static [Rule] {
         RULES
+    }
+
+    async fn list(&self, cx: &SyncContext, side: Side) -> Result<Option<Vec<Observed>>, SyncError> {
+        let currency = Self::currency(cx);
+        Ok(Some(match side {
+            Side::Webcrm => {
+                let mut out = Vec::new();
+                for item in cx.webcrm.linked_data_items().await? {
+                    let Some(id) = item.id else { continue };
+                    if item.entity_type.as_deref().is_some_and(|t| t != PRODUCT) {
+                        continue;
+                    }
+                    out.push(Observed {
+                        id: id.to_string(),
+                        fields: webcrm_fields(&item, &currency)?,
+                        changed_at: None,
+                        version: None,
+                        raw: raw(&item),
+                    });
+                }
+                out
+            }
+            Side::Chargebee => {
+                let item_type = cx
+                    .option(NAME, "item_type")
+                    .unwrap_or_else(|| DEFAULT_ITEM_TYPE.to_owned());
+                let items: Vec<Item> = cx
+                    .chargebee
+                    .list_all_items(ListQuery::new().is("type", &item_type).limit(100))
+                    .try_collect()
+                    .await?;
+                // One listing of the prices in our currency instead of a read per item.
+                let prices: Vec<ItemPrice> = cx
+                    .chargebee
+                    .list_all_item_prices(
+                        ListQuery::new().is("currency_code", &currency).limit(100),
+                    )
+                    .try_collect()
+                    .await?;
+                items
+                    .iter()
+                    .filter(|i| {
+                        !i.deleted && !matches!(i.status.as_deref(), Some("archived" | "deleted"))
+                    })
+                    .map(|i| {
+                        let price = prices.iter().find(|p| p.id == price_id(&i.id, &currency));
+                        item_observed(i, price, &currency)
+                    })
+                    .collect()
+            }
+        }))
+    }
+
+    /// The code first (the item id is the catalogue code), then the exact name.
+    fn match_keys(&self, side: Side, record: &Observed) -> Vec<String> {
+        let code = match side {
+            Side::Webcrm => record.raw["QuotationLineLinkedDataItemData1"]
+                .as_str()
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && *c != BLANK)
+                .map(str::to_owned),
+            Side::Chargebee => Some(record.id.clone()),
+        };
+        code.map(|c| format!("code:{c}"))
+            .into_iter()
+            .chain(get_str(&record.fields, "name").map(|n| format!("name:{n}")))
+            .collect()
+    }
+
+    fn cross_id(&self, side: Side, record: &Observed) -> Option<String> {
+        match side {
+            Side::Chargebee => get_str(&record.fields, CROSS_ID).map(str::to_owned),
+            Side::Webcrm => None,
+        }
     }
 
     async fn read(
