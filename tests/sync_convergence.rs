@@ -1,8 +1,9 @@
 //! Randomised convergence: seeded scenarios of interleaved edits on both sandboxes, with
 //! webCRM hooks duplicated and reordered and Chargebee webhooks duplicated (and, in some
-//! scenarios, reordered). After every settle each linked pair agrees field by field, no
-//! record is duplicated, and wherever both sides changed a field differently in the same
-//! window the losing edit is a recorded conflict.
+//! scenarios, reordered), and some of both lost (a disabled endpoint, dropped hooks) so that
+//! only polling finds those changes. After every settle-and-poll each linked pair agrees
+//! field by field, no record is duplicated, and wherever both sides changed a field
+//! differently in the same window the losing edit is a recorded conflict.
 //!
 //! `CONVERGENCE_SCENARIOS` sets how many seeds run per backend (default 12 on each
 //! backend); the counts that ran are printed.
@@ -125,8 +126,9 @@ async fn check(w: &World, window: &Window, seen_conflicts: &mut usize, seed: u64
     assert!(dead.is_empty(), "seed {seed}: {dead:?}");
 }
 
-/// Runs one seeded scenario; returns (edits made, conflicts recorded and checked).
-async fn scenario(backend: Backend, seed: u64) -> (usize, usize) {
+/// Runs one seeded scenario; returns (edits made, conflicts recorded and checked, whether
+/// notifications were lost).
+async fn scenario(backend: Backend, seed: u64) -> (usize, usize, bool) {
     let mut rng = StdRng::seed_from_u64(seed);
     let w = World::start_with_options(
         backend,
@@ -177,6 +179,7 @@ async fn scenario(backend: Backend, seed: u64) -> (usize, usize) {
     let mut window = Window::default();
     let mut seen = 0;
     let mut edits = 0;
+    let (mut webhooks_on, mut lost) = (true, false);
     check(&w, &window, &mut seen, seed).await;
     for step in 0..rng.random_range(15..30) {
         let links = w.links(PAIRING).await;
@@ -200,6 +203,16 @@ async fn scenario(backend: Backend, seed: u64) -> (usize, usize) {
                 window.chargebee.insert(key, value);
                 edits += 1;
             }
+            8 if rng.random_bool(0.5) => {
+                // Notifications get lost: hooks waiting now, or Chargebee's for a while.
+                if rng.random_bool(0.5) {
+                    w.wc.state().drop_pending_hooks();
+                } else {
+                    webhooks_on = !webhooks_on;
+                    w.set_chargebee_webhooks(webhooks_on).await;
+                }
+                lost = true;
+            }
             8 => {
                 // Time passes on one side, so conflicts are settled either way.
                 let secs = rng.random_range(1..5);
@@ -210,16 +223,19 @@ async fn scenario(backend: Backend, seed: u64) -> (usize, usize) {
                 }
             }
             _ => {
-                w.settle().await;
+                w.poll().await;
                 check(&w, &window, &mut seen, seed).await;
                 window = Window::default();
             }
         }
     }
-    w.settle().await;
+    if !webhooks_on {
+        w.set_chargebee_webhooks(true).await;
+    }
+    w.poll().await;
     check(&w, &window, &mut seen, seed).await;
     w.shutdown().await;
-    (edits, seen)
+    (edits, seen, lost)
 }
 
 fn scenarios(default: u64) -> u64 {
@@ -231,17 +247,22 @@ fn scenarios(default: u64) -> u64 {
 
 async fn random_edits_converge(backend: Backend) {
     let n = scenarios(12);
-    let (mut edits, mut conflicts) = (0, 0);
+    let (mut edits, mut conflicts, mut lossy) = (0, 0, 0);
     for seed in 0..n {
-        let (e, c) = scenario(backend, seed).await;
+        let (e, c, lost) = scenario(backend, seed).await;
         edits += e;
         conflicts += c;
+        lossy += usize::from(lost);
     }
     assert!(
         conflicts > 0,
         "the scenarios never produced a conflict to check"
     );
-    println!("{n} random scenarios converged on {backend:?}: {edits} edits, {conflicts} conflicts");
+    assert!(lossy > 0, "no scenario lost a notification");
+    println!(
+        "{n} random scenarios converged on {backend:?}: {edits} edits, {conflicts} conflicts, \
+         {lossy} scenarios with lost notifications"
+    );
 }
 
 on_both_backends!(random_edits_converge);

@@ -60,9 +60,10 @@ pub struct World {
     pool: WorkerPool,
     /// Chargebee writes made while setting up (the webhook endpoint), not by the sync.
     cb_setup_writes: u64,
-    /// Webhook deliveries to expect: (events, deliveries) when faults were set, and the
-    /// deliveries per later event (2 when duplicating).
-    delivery_plan: Mutex<(usize, usize, usize)>,
+    /// Webhook deliveries to expect: (events, deliveries) when the plan last changed, the
+    /// deliveries per later event (2 when duplicating, 0 while paused), and the per-event
+    /// count to restore after a pause.
+    delivery_plan: Mutex<(usize, usize, usize, usize)>,
 }
 
 impl World {
@@ -149,17 +150,19 @@ impl World {
             pool,
             cb_setup_writes,
             // Without a registered endpoint Chargebee delivers nothing.
-            delivery_plan: Mutex::new((0, 0, usize::from(register))),
+            delivery_plan: Mutex::new((0, 0, usize::from(register), usize::from(register))),
         }
     }
 
     /// Makes Chargebee duplicate and/or reorder its webhook deliveries from now on.
     pub fn set_webhook_faults(&self, faults: WebhookFaults) {
         let handle = self.cb.handle();
+        let per_event = if faults.duplicate { 2 } else { 1 };
         *self.delivery_plan.lock().unwrap() = (
             self.deliverable_events(),
             handle.deliveries().len(),
-            if faults.duplicate { 2 } else { 1 },
+            per_event,
+            per_event,
         );
         self.cb.handle().set_webhook_faults(faults);
     }
@@ -236,8 +239,39 @@ impl World {
             .count()
     }
 
+    /// Disables (or re-enables) our Chargebee webhook endpoint, as an operator or an outage
+    /// might: events in between are never delivered and only polling finds them.
+    pub async fn set_chargebee_webhooks(&self, enabled: bool) {
+        let handle = self.cb.handle();
+        // Deliveries still on their way count under the old plan.
+        let due = self.expected_deliveries(self.deliverable_events());
+        assert!(
+            handle
+                .wait_for_deliveries(due, Duration::from_secs(10))
+                .await
+        );
+        for endpoint in handle.records("webhook_endpoint") {
+            let id = endpoint["id"].as_str().expect("endpoint id").to_owned();
+            handle
+                .dashboard_edit(
+                    "webhook_endpoint",
+                    &id,
+                    serde_json::json!({"disabled": !enabled}),
+                )
+                .expect("toggle endpoint");
+        }
+        let mut plan = self.delivery_plan.lock().unwrap();
+        let restore = plan.3;
+        *plan = (
+            self.deliverable_events(),
+            handle.deliveries().len(),
+            if enabled { restore } else { 0 },
+            restore,
+        );
+    }
+
     fn expected_deliveries(&self, events: usize) -> usize {
-        let (events_then, deliveries_then, per_event) = *self.delivery_plan.lock().unwrap();
+        let (events_then, deliveries_then, per_event, _) = *self.delivery_plan.lock().unwrap();
         deliveries_then + events.saturating_sub(events_then) * per_event
     }
 

@@ -388,6 +388,12 @@ impl WebcrmSandboxState {
         self.lock().pending.len()
     }
 
+    /// Loses every queued notification (manual delivery), as a network failure would;
+    /// returns how many were lost.
+    pub fn drop_pending_hooks(&self) -> usize {
+        std::mem::take(&mut self.lock().pending).len()
+    }
+
     // ----- faults and clock ----------------------------------------------------------
 
     /// The next `n` API requests (not logins) fail with `fault`.
