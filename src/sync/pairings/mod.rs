@@ -1,7 +1,9 @@
 //! One module per pairing (MAPPINGS.md): pure mapping functions plus the [`Pairing`]
 //! implementation the engine drives.
 
+pub mod opportunities_orders;
 pub mod persons_customers;
+pub mod quotationlines_orders;
 pub mod users_customers;
 
 use std::sync::Arc;
@@ -18,6 +20,8 @@ pub fn all() -> Vec<Arc<dyn Pairing>> {
     vec![
         Arc::new(persons_customers::PersonsCustomers),
         Arc::new(users_customers::UsersCustomers),
+        Arc::new(opportunities_orders::OpportunitiesOrders),
+        Arc::new(quotationlines_orders::QuotationlinesOrders),
     ]
 }
 
