@@ -211,6 +211,29 @@ async fn the_same_event_three_times_makes_one_invoice_and_echo_writes_nothing(ba
     w.shutdown().await;
 }
 
+async fn an_interrupted_create_reuses_its_invoice(backend: Backend) {
+    let w = World::start(backend).await;
+    // The invoice is made, then the order create fails for the whole first attempt.
+    w.cb.handle().inject(
+        Fault::server_error(500)
+            .for_operation("order.create")
+            .times(4),
+    );
+    let (opp, _) = won_with_two_lines(&w);
+    w.settle().await;
+    assert_clean(&w).await;
+    assert!(w.cb.handle().request_count("order.create") > 4);
+    assert_eq!(w.cb.handle().records("invoice").len(), 1);
+    assert_eq!(w.cb.handle().records("order").len(), 1);
+    let order = w.cb_record("order", &format!("wc-opp-{opp}"));
+    assert_eq!(
+        order["invoice_id"],
+        w.cb.handle().records("invoice")[0]["id"]
+    );
+    assert_eq!(w.links(LINES).await.len(), 2);
+    w.shutdown().await;
+}
+
 async fn an_open_opportunity_creates_nothing(backend: Backend) {
     let w = World::start(backend).await;
     let person = make_person(&w);
@@ -725,6 +748,7 @@ async fn without_create_invoices_only_an_existing_order_is_linked(backend: Backe
 on_both_backends!(
     won_opportunity_becomes_an_invoice_and_an_order,
     the_same_event_three_times_makes_one_invoice_and_echo_writes_nothing,
+    an_interrupted_create_reuses_its_invoice,
     an_open_opportunity_creates_nothing,
     chargebee_order_becomes_an_opportunity_with_its_lines,
     money_keeps_each_currencys_minor_units,
