@@ -225,6 +225,12 @@ pub const PAIRING_SETTINGS: &[PairingSetting] = &[
         help: "an extra webCRM opportunity level that counts as won",
     },
     PairingSetting {
+        pairing: Some("quotationlines_orders"),
+        key: "marker_field",
+        default: Some("QuotationLineData9"),
+        help: "webCRM quotation line text field where a line created from an order line keeps `{order}/{line}` (reserve it for the sync)",
+    },
+    PairingSetting {
         pairing: Some("products_items"),
         key: "currency",
         default: None,

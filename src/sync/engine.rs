@@ -407,8 +407,12 @@ impl Run<'_> {
         source: Observed,
     ) -> Result<Committed, SyncError> {
         let created = self.pairing.create(self.cx, side, &source).await?;
-        let counterpart = match created {
-            Created::Record(record) => record,
+        let (source, counterpart) = match created {
+            Created::Record(record) => (source, record),
+            Created::Both {
+                source,
+                counterpart,
+            } => (source, counterpart),
             Created::Skip(reason) => {
                 tracing::debug!(pairing = self.name(), id = source.id, reason, "not created");
                 return Ok(Committed::Yes);

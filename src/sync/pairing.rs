@@ -74,6 +74,12 @@ pub struct Dependency {
 pub enum Created {
     /// The counterpart as it now stands (created, or found from an earlier attempt).
     Record(Observed),
+    /// As `Record`, for a create that also wrote to the source record: both as they now
+    /// stand (the engine must not merge against the source as it was read before).
+    Both {
+        source: Observed,
+        counterpart: Observed,
+    },
     /// The create rules say this record gets no counterpart (e.g. an open opportunity).
     Skip(String),
 }

@@ -1,9 +1,11 @@
 //! One module per pairing (MAPPINGS.md): pure mapping functions plus the [`Pairing`]
 //! implementation the engine drives.
 
+pub mod opportunities_orders;
 pub mod organisations_business_entities;
 pub mod persons_customers;
 pub mod products_items;
+pub mod quotationlines_orders;
 pub mod users_customers;
 
 use std::sync::Arc;
@@ -21,6 +23,8 @@ pub fn all() -> Vec<Arc<dyn Pairing>> {
         Arc::new(persons_customers::PersonsCustomers),
         Arc::new(users_customers::UsersCustomers),
         Arc::new(organisations_business_entities::OrganisationsBusinessEntities),
+        Arc::new(opportunities_orders::OpportunitiesOrders),
+        Arc::new(quotationlines_orders::QuotationlinesOrders),
         Arc::new(products_items::ProductsItems),
     ]
 }
