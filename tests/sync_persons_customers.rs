@@ -274,7 +274,36 @@ async fn organisation_rename_reaches_the_company_and_company_edit_is_reported(ba
     w.shutdown().await;
 }
 
+async fn a_value_over_chargebees_limit_is_reported_not_truncated(backend: Backend) {
+    let w = World::start(backend).await;
+    let (_, person) = make_person(&w);
+    w.settle().await;
+    let long = format!("{}@example.com", "a".repeat(70));
+    w.wc.state()
+        .ui_update(
+            SandboxEntity::Person,
+            person,
+            json!({ "PersonEmail": long }),
+        )
+        .unwrap();
+    w.settle().await;
+    let c = w.cb_record("customer", &format!("wc-person-{person}"));
+    assert_eq!(c["email"], "ada@example.com", "nothing was written");
+    let dead = w.dead_jobs().await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let error = dead[0].last_error.clone().unwrap_or_default();
+    assert!(error.contains("email") && error.contains("70"), "{error}");
+    let rejected: Vec<(String,)> = w
+        .app
+        .db
+        .rows("select detail from sync_log where action = 'rejected'")
+        .await;
+    assert_eq!(rejected.len(), 1);
+    w.shutdown().await;
+}
+
 on_both_backends!(
+    a_value_over_chargebees_limit_is_reported_not_truncated,
     webcrm_person_creates_a_customer_with_every_property,
     echo_of_our_own_writes_writes_nothing,
     chargebee_edit_updates_the_person,

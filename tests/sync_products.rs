@@ -379,6 +379,31 @@ async fn archived_or_deleted_item_tombstones_the_link(backend: Backend) {
     w.shutdown().await;
 }
 
+async fn with_propagate_deletes_a_delete_reaches_the_other_side(backend: Backend) {
+    let w = World::start_with(backend, &[("PRODUCTS_ITEMS_PROPAGATE_DELETES", "true")]).await;
+    let a = catalogue_item(&w, Some("A1"), "Alpha", 1.0);
+    let b = catalogue_item(&w, Some("B1"), "Beta", 2.0);
+    sync_catalogue(&w, a).await;
+    sync_catalogue(&w, b).await;
+    // Archived in Chargebee: the catalogue item goes.
+    w.cb.handle()
+        .dashboard_call("item.update", Some("A1"), &[("status", "archived")])
+        .unwrap();
+    w.settle().await;
+    assert!(w.wc.state().record(SandboxEntity::LinkedData, a).is_none());
+    // Deleted from the catalogue (no hook exists): the reconciler finds it, and the item is
+    // archived, never deleted.
+    w.wc.state()
+        .ui_delete(SandboxEntity::LinkedData, b)
+        .unwrap();
+    w.reconcile().await;
+    assert_eq!(w.cb_record("item", "B1")["status"], "archived");
+    let links = w.links(PAIRING).await;
+    assert!(links.iter().all(|l| l.tombstoned_at.is_some()), "{links:?}");
+    assert!(w.dead_jobs().await.is_empty(), "{:?}", w.dead_jobs().await);
+    w.shutdown().await;
+}
+
 async fn items_of_other_types_are_not_copied_to_the_catalogue(backend: Backend) {
     let w = World::start(backend).await;
     let h = w.cb.handle();
@@ -415,6 +440,7 @@ on_both_backends!(
     the_same_event_three_times_creates_one_catalogue_item,
     conflicting_edits_go_to_chargebee_and_are_recorded,
     archived_or_deleted_item_tombstones_the_link,
+    with_propagate_deletes_a_delete_reaches_the_other_side,
     items_of_other_types_are_not_copied_to_the_catalogue,
 );
 

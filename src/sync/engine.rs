@@ -244,15 +244,33 @@ impl Run<'_> {
         };
         let (Some(w), Some(c)) = (w, c) else {
             let gone = if self.missing_is(Side::Webcrm, &link).await? {
-                "webcrm"
+                Side::Webcrm
             } else {
-                "chargebee"
+                Side::Chargebee
             };
+            let counterpart = match gone {
+                Side::Webcrm => &link.chargebee_id,
+                Side::Chargebee => &link.webcrm_id,
+            };
+            let propagate = self
+                .cx
+                .config
+                .pairing(self.name())
+                .is_some_and(|p| p.propagate_deletes);
+            let propagated = if propagate {
+                self.pairing
+                    .propagate_delete(self.cx, gone, counterpart)
+                    .await?
+                    .unwrap_or("not propagated: this pairing never deletes on the other side")
+            } else {
+                "not propagated (propagate_deletes is off)"
+            };
+            let gone = gone.as_str();
             let log = self.entry(
                 &link.webcrm_id,
                 &link.chargebee_id,
                 "tombstoned",
-                json!({ "deleted_in": gone }),
+                json!({ "deleted_in": gone, "other_side": propagated }),
             );
             self.cx
                 .store

@@ -159,6 +159,18 @@ pub trait Pairing: Send + Sync + 'static {
         None
     }
 
+    /// With `<PAIRING>_PROPAGATE_DELETES=true`: the record on side `gone` was deleted, so
+    /// remove (or retire) its counterpart `counterpart_id` where the API allows it. Returns
+    /// what was done, or `None` where this pairing never propagates a delete.
+    async fn propagate_delete(
+        &self,
+        _cx: &SyncContext,
+        _gone: Side,
+        _counterpart_id: &str,
+    ) -> Result<Option<&'static str>, SyncError> {
+        Ok(None)
+    }
+
     /// The message of a pending action for a change the target cannot take.
     fn describe(&self, report: &Report, webcrm_id: &str, chargebee_id: &str) -> String {
         format!(

@@ -496,6 +496,47 @@ impl Pairing for ProductsItems {
         }))
     }
 
+    /// A deleted catalogue item archives its Chargebee item (reversible, and what Chargebee
+    /// allows while the item has prices); an archived or deleted item removes the catalogue
+    /// item.
+    async fn propagate_delete(
+        &self,
+        cx: &SyncContext,
+        gone: Side,
+        counterpart_id: &str,
+    ) -> Result<Option<&'static str>, SyncError> {
+        match gone {
+            Side::Webcrm => {
+                let update = ItemUpdate {
+                    status: Some("archived".into()),
+                    ..ItemUpdate::default()
+                };
+                match cx
+                    .chargebee
+                    .update_item(counterpart_id, &update, None)
+                    .await
+                {
+                    Ok(_) | Err(ApiError::NotFound { .. }) => {
+                        Ok(Some("archived the Chargebee item"))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Side::Chargebee => {
+                match cx
+                    .webcrm
+                    .delete_linked_data_item(webcrm_id(counterpart_id)?)
+                    .await
+                {
+                    Ok(()) | Err(ApiError::NotFound { .. }) => {
+                        Ok(Some("deleted the webCRM catalogue item"))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
     /// The code first (the item id is the catalogue code), then the exact name.
     fn match_keys(&self, side: Side, record: &Observed) -> Vec<String> {
         let code = match side {

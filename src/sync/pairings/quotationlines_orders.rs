@@ -552,6 +552,29 @@ impl Pairing for QuotationlinesOrders {
         Ok(Expansion::Itself)
     }
 
+    /// An order line that is gone removes its quotation line; order lines themselves cannot
+    /// be deleted through Chargebee's API.
+    async fn propagate_delete(
+        &self,
+        cx: &SyncContext,
+        gone: Side,
+        counterpart_id: &str,
+    ) -> Result<Option<&'static str>, SyncError> {
+        match gone {
+            Side::Chargebee => match cx
+                .webcrm
+                .delete_quotation_line(webcrm_id(counterpart_id)?)
+                .await
+            {
+                Ok(()) | Err(crate::clients::outbound::ApiError::NotFound { .. }) => {
+                    Ok(Some("deleted the webCRM quotation line"))
+                }
+                Err(e) => Err(e.into()),
+            },
+            Side::Webcrm => Ok(None),
+        }
+    }
+
     async fn read(
         &self,
         cx: &SyncContext,
