@@ -737,7 +737,40 @@ async fn without_create_invoices_only_an_existing_order_is_linked(backend: Backe
     w.shutdown().await;
 }
 
+async fn with_opportunity_scope_only_persons_of_won_opportunities_become_customers(
+    backend: Backend,
+) {
+    let w = World::start_with(
+        backend,
+        &[("PERSONS_CUSTOMERS_CREATE_SCOPE", "opportunity")],
+    )
+    .await;
+    let idle = make_person(&w);
+    w.settle().await;
+    assert!(
+        w.cb.handle().records("customer").is_empty(),
+        "no opportunity, no customer"
+    );
+    let (opp, _) = won_with_two_lines(&w);
+    w.settle().await;
+    assert_clean(&w).await;
+    let customers = w.cb.handle().records("customer");
+    assert_eq!(
+        customers.len(),
+        1,
+        "only the won opportunity's person: {customers:?}"
+    );
+    assert_ne!(customers[0]["id"], format!("wc-person-{idle}"));
+    assert!(w
+        .cb
+        .handle()
+        .record("order", &format!("wc-opp-{opp}"))
+        .is_some());
+    w.shutdown().await;
+}
+
 on_both_backends!(
+    with_opportunity_scope_only_persons_of_won_opportunities_become_customers,
     won_opportunity_becomes_an_invoice_and_an_order,
     the_same_event_three_times_makes_one_invoice_and_echo_writes_nothing,
     an_interrupted_create_reuses_its_invoice,

@@ -155,16 +155,18 @@ impl JobHandler for SyncEngine {
                     .await;
                 Outcome::Fatal { error: message }
             }
-            Err(SyncError::Wait { reason, needs }) => match run.enqueue(&needs).await {
-                Ok(()) => Outcome::Wait {
-                    delay: DEPENDENCY_WAIT,
-                    reason,
-                },
-                Err(e) => Outcome::Retry {
-                    error: e.to_string(),
-                    retry_after: None,
-                },
-            },
+            Err(SyncError::Wait { reason, needs }) => {
+                match run.enqueue(&needs, "needed_by").await {
+                    Ok(()) => Outcome::Wait {
+                        delay: DEPENDENCY_WAIT,
+                        reason,
+                    },
+                    Err(e) => Outcome::Retry {
+                        error: e.to_string(),
+                        retry_after: None,
+                    },
+                }
+            }
         }
     }
 }
@@ -203,7 +205,7 @@ impl Run<'_> {
                         id,
                     })
                     .collect();
-                self.enqueue(&needs).await?;
+                self.enqueue(&needs, "expanded_from").await?;
                 return Ok(Committed::Yes);
             }
         }
@@ -424,7 +426,10 @@ impl Run<'_> {
         side: Side,
         source: Observed,
     ) -> Result<Committed, SyncError> {
-        let created = self.pairing.create(self.cx, side, &source).await?;
+        let created = self
+            .pairing
+            .create(self.cx, side, &source, self.hint)
+            .await?;
         let (source, counterpart) = match created {
             Created::Record(record) => (source, record),
             Created::Both {
@@ -583,15 +588,16 @@ impl Run<'_> {
         }
     }
 
-    /// Enqueues sync jobs for `needs` (deduplicated by the queue).
-    async fn enqueue(&self, needs: &[Dependency]) -> Result<(), SyncError> {
+    /// Enqueues sync jobs for `needs` (deduplicated by the queue); their hint names this job
+    /// as `why` (`needed_by` a waiting job, or `expanded_from` one that fanned out).
+    async fn enqueue(&self, needs: &[Dependency], why: &str) -> Result<(), SyncError> {
         let now = now_ms();
         for need in needs {
             let job = SyncTarget {
                 pairing: need.pairing,
                 side: need.side,
                 id: need.id.clone(),
-                hint: json!({ "needed_by": self.job.id }),
+                hint: json!({ why: self.job.id }),
             }
             .into_job(now, self.job.max_attempts);
             self.cx.store.enqueue(&job, now).await?;

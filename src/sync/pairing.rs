@@ -129,12 +129,14 @@ pub trait Pairing: Send + Sync + 'static {
     ) -> Result<(), SyncError>;
 
     /// Creates (or finds, after an interrupted earlier attempt) the counterpart of `source`
-    /// on the other side.
+    /// on the other side. `hint` is the job's hint (`needed_by` when another record waits
+    /// for this one).
     async fn create(
         &self,
         cx: &SyncContext,
         from: Side,
         source: &Observed,
+        hint: &Value,
     ) -> Result<Created, SyncError>;
 
     /// Every record of one side, for `resync` and the reconciler; `None` when the API

@@ -739,6 +739,7 @@ impl Pairing for OpportunitiesOrders {
         cx: &SyncContext,
         from: Side,
         source: &Observed,
+        _hint: &Value,
     ) -> Result<Created, SyncError> {
         match from {
             Side::Webcrm => Self::create_order(cx, source).await,

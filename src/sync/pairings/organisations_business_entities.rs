@@ -248,6 +248,7 @@ impl Pairing for OrganisationsBusinessEntities {
         cx: &SyncContext,
         from: Side,
         source: &Observed,
+        _hint: &Value,
     ) -> Result<Created, SyncError> {
         match from {
             Side::Webcrm => Ok(Created::Skip(

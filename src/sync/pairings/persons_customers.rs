@@ -667,13 +667,16 @@ impl Pairing for PersonsCustomers {
         cx: &SyncContext,
         from: Side,
         source: &Observed,
+        hint: &Value,
     ) -> Result<Created, SyncError> {
         match from {
             Side::Webcrm => {
                 let scope = cx
                     .option(NAME, "create_scope")
                     .unwrap_or_else(|| "all".into());
-                if scope == "opportunity" {
+                // With `opportunity` scope a person gets a customer only when a synchronised
+                // opportunity waits for it (its job names the waiting job).
+                if scope == "opportunity" && hint.get("needed_by").is_none() {
                     return Ok(Created::Skip(
                         "create_scope=opportunity: created when an opportunity needs it".into(),
                     ));

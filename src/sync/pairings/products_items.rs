@@ -624,6 +624,7 @@ impl Pairing for ProductsItems {
         cx: &SyncContext,
         from: Side,
         source: &Observed,
+        _hint: &Value,
     ) -> Result<Created, SyncError> {
         match from {
             Side::Webcrm => Self::create_item(cx, source).await,

@@ -645,6 +645,7 @@ impl Pairing for QuotationlinesOrders {
         cx: &SyncContext,
         from: Side,
         source: &Observed,
+        _hint: &Value,
     ) -> Result<Created, SyncError> {
         match from {
             Side::Webcrm => Self::link_order_line(cx, source).await,

@@ -265,6 +265,7 @@ impl Pairing for UsersCustomers {
         cx: &SyncContext,
         from: Side,
         source: &Observed,
+        _hint: &Value,
     ) -> Result<Created, SyncError> {
         match from {
             Side::Chargebee => {
