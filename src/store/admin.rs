@@ -577,6 +577,23 @@ pub(crate) mod sql {
     );
 }
 
+/// `APPEND_SYNC_LOG` with a [`NewSyncLog`] bound (one place for its column order), for
+/// statements that log inside their own transaction.
+macro_rules! sync_log_query {
+    ($log:expr, $link_id:expr, $now:expr) => {
+        sqlx::query($crate::store::admin::sql::APPEND_SYNC_LOG)
+            .bind(&$log.pairing)
+            .bind($link_id)
+            .bind(&$log.webcrm_id)
+            .bind(&$log.chargebee_id)
+            .bind($log.job_id)
+            .bind(&$log.action)
+            .bind($log.detail.to_string())
+            .bind($now)
+    };
+}
+pub(crate) use sync_log_query;
+
 /// [`AdminStore`] for a backend whose struct has a `pool` and a `write_guard()` (see
 /// `impl_store!`); invoked in the backend's module so it may use both.
 macro_rules! impl_admin_store {

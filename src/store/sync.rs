@@ -264,16 +264,7 @@ macro_rules! impl_sync_store {
                         }
                     }
                 };
-                let log = &c.log;
-                sqlx::query($crate::store::admin::sql::APPEND_SYNC_LOG)
-                    .bind(&log.pairing)
-                    .bind(link_id)
-                    .bind(&log.webcrm_id)
-                    .bind(&log.chargebee_id)
-                    .bind(log.job_id)
-                    .bind(&log.action)
-                    .bind(log.detail.to_string())
-                    .bind(now)
+                $crate::store::admin::sync_log_query!(c.log, link_id, now)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -293,15 +284,7 @@ macro_rules! impl_sync_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query($crate::store::admin::sql::APPEND_SYNC_LOG)
-                    .bind(&log.pairing)
-                    .bind(id)
-                    .bind(&log.webcrm_id)
-                    .bind(&log.chargebee_id)
-                    .bind(log.job_id)
-                    .bind(&log.action)
-                    .bind(log.detail.to_string())
-                    .bind(now)
+                $crate::store::admin::sync_log_query!(log, id, now)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;

@@ -10,12 +10,55 @@ pub mod users_customers;
 
 use std::sync::Arc;
 
+use futures::TryStreamExt;
 use serde_json::{Map, Value};
 
-use super::merge::Fields;
+use crate::clients::chargebee::{Customer, ListQuery};
+use crate::intake::Side;
+
+use super::merge::{Fields, Observed};
 use super::normalize::text;
+use super::pairing::SyncContext;
 use super::pairing::{Pairing, SyncError};
 use super::values::get_str;
+use super::values::{chargebee_ms, raw};
+
+/// Every customer that is not deleted (`resync` and the reconciler of the two customer
+/// pairings).
+pub async fn live_customers(cx: &SyncContext) -> Result<Vec<Customer>, SyncError> {
+    let customers: Vec<Customer> = cx
+        .chargebee
+        .list_all_customers(ListQuery::new().limit(100))
+        .try_collect()
+        .await?;
+    Ok(customers.into_iter().filter(|c| !c.deleted).collect())
+}
+
+/// A customer as one of the customer pairings maps it.
+pub fn customer_observed_as(customer: &Customer, fields: Fields) -> Observed {
+    Observed {
+        id: customer.id.clone(),
+        fields,
+        changed_at: chargebee_ms(customer.updated_at, customer.resource_version),
+        version: customer.resource_version.map(|v| v.to_string()),
+        raw: raw(customer),
+    }
+}
+
+/// First-sync matching of the customer pairings: the e-mail (already lower case).
+pub fn email_keys(record: &Observed) -> Vec<String> {
+    get_str(&record.fields, "email")
+        .map(|e| vec![format!("email:{e}")])
+        .unwrap_or_default()
+}
+
+/// The webCRM id a Chargebee record keeps in the cross-id field `field`.
+pub fn cross_id_in(side: Side, record: &Observed, field: &str) -> Option<String> {
+    match side {
+        Side::Chargebee => get_str(&record.fields, field).map(str::to_owned),
+        Side::Webcrm => None,
+    }
+}
 
 /// Every pairing of this version.
 pub fn all() -> Vec<Arc<dyn Pairing>> {

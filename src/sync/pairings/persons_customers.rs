@@ -13,7 +13,6 @@ use std::collections::HashMap;
 
 use crate::clients::chargebee::{
     is_duplicate, AddressInput, BillingInfoUpdate, Customer, CustomerCreate, CustomerUpdate,
-    ListQuery,
 };
 use crate::clients::webcrm::{col, Organisation, Person, Query, Table};
 use crate::intake::Side;
@@ -22,10 +21,11 @@ use super::super::merge::{Fields, Flow, Observed, Rule};
 use super::super::normalize::{country, text};
 use super::super::pairing::{Created, Expansion, Pairing, SyncContext, SyncError};
 use super::super::values::{
-    chargebee_ms, email_value, found, from_raw, get_str, raw, text_value, touches, webcrm_id,
-    webcrm_ms,
+    email_value, found, from_raw, get_str, raw, text_value, touches, webcrm_id, webcrm_ms,
 };
-use super::{check_limits, meta_with, Limit};
+use super::{
+    check_limits, cross_id_in, customer_observed_as, email_keys, live_customers, meta_with, Limit,
+};
 
 pub const NAME: &str = "persons_customers";
 /// Where a webCRM person created from a customer carries the customer id.
@@ -516,13 +516,7 @@ fn belongs_to_a_user(customer: &Customer) -> bool {
 }
 
 pub fn customer_observed(customer: &Customer) -> Observed {
-    Observed {
-        id: customer.id.clone(),
-        fields: chargebee_fields(customer),
-        changed_at: chargebee_ms(customer.updated_at, customer.resource_version),
-        version: customer.resource_version.map(|v| v.to_string()),
-        raw: raw(customer),
-    }
+    customer_observed_as(customer, chargebee_fields(customer))
 }
 
 /// Reads a customer; deleted or deprecated (moved to another business entity) is gone.
@@ -585,32 +579,21 @@ impl Pairing for PersonsCustomers {
                     })
                     .collect()
             }
-            Side::Chargebee => {
-                let customers: Vec<Customer> = cx
-                    .chargebee
-                    .list_all_customers(ListQuery::new().limit(100))
-                    .try_collect()
-                    .await?;
-                customers
-                    .iter()
-                    .filter(|c| !c.deleted && !belongs_to_a_user(c))
-                    .map(customer_observed)
-                    .collect()
-            }
+            Side::Chargebee => live_customers(cx)
+                .await?
+                .iter()
+                .filter(|c| !belongs_to_a_user(c))
+                .map(customer_observed)
+                .collect(),
         }))
     }
 
     fn match_keys(&self, _side: Side, record: &Observed) -> Vec<String> {
-        get_str(&record.fields, "email")
-            .map(|e| vec![format!("email:{e}")])
-            .unwrap_or_default()
+        email_keys(record)
     }
 
     fn cross_id(&self, side: Side, record: &Observed) -> Option<String> {
-        match side {
-            Side::Chargebee => get_str(&record.fields, "webcrm_person_id").map(str::to_owned),
-            Side::Webcrm => None,
-        }
+        cross_id_in(side, record, "webcrm_person_id")
     }
 
     async fn read(

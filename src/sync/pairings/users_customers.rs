@@ -8,9 +8,7 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 
-use crate::clients::chargebee::{
-    is_duplicate, Customer, CustomerCreate, CustomerUpdate, ListQuery,
-};
+use crate::clients::chargebee::{is_duplicate, Customer, CustomerCreate, CustomerUpdate};
 use crate::clients::webcrm::User;
 use crate::intake::Side;
 
@@ -18,11 +16,12 @@ use super::super::merge::{Fields, Observed, Rule};
 use super::super::normalize::text;
 use super::super::pairing::{Created, Pairing, SyncContext, SyncError};
 use super::super::values::{
-    chargebee_ms, email_value, found, from_raw, get_str, raw, text_value, touches, webcrm_id,
-    webcrm_ms,
+    email_value, found, from_raw, get_str, raw, text_value, touches, webcrm_id, webcrm_ms,
 };
 use super::persons_customers::read_customer;
-use super::{check_limits, meta_with, Limit};
+use super::{
+    check_limits, cross_id_in, customer_observed_as, email_keys, live_customers, meta_with, Limit,
+};
 
 pub const NAME: &str = "users_customers";
 
@@ -156,13 +155,7 @@ fn user_observed(id: &str, user: &User) -> Observed {
 }
 
 fn customer_observed(customer: &Customer) -> Observed {
-    Observed {
-        id: customer.id.clone(),
-        fields: chargebee_fields(customer),
-        changed_at: chargebee_ms(customer.updated_at, customer.resource_version),
-        version: customer.resource_version.map(|v| v.to_string()),
-        raw: raw(customer),
-    }
+    customer_observed_as(customer, chargebee_fields(customer))
 }
 
 pub struct UsersCustomers;
@@ -186,32 +179,20 @@ impl Pairing for UsersCustomers {
                     .filter_map(|u| u.id.map(|id| user_observed(&id.to_string(), u)))
                     .collect()
             }
-            Side::Chargebee => {
-                let customers: Vec<Customer> = cx
-                    .chargebee
-                    .list_all_customers(ListQuery::new().limit(100))
-                    .try_collect()
-                    .await?;
-                customers
-                    .iter()
-                    .filter(|c| !c.deleted)
-                    .map(customer_observed)
-                    .collect()
-            }
+            Side::Chargebee => live_customers(cx)
+                .await?
+                .iter()
+                .map(customer_observed)
+                .collect(),
         }))
     }
 
     fn match_keys(&self, _side: Side, record: &Observed) -> Vec<String> {
-        get_str(&record.fields, "email")
-            .map(|e| vec![format!("email:{e}")])
-            .unwrap_or_default()
+        email_keys(record)
     }
 
     fn cross_id(&self, side: Side, record: &Observed) -> Option<String> {
-        match side {
-            Side::Chargebee => get_str(&record.fields, "webcrm_user_id").map(str::to_owned),
-            Side::Webcrm => None,
-        }
+        cross_id_in(side, record, "webcrm_user_id")
     }
 
     async fn read(
