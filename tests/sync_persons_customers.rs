@@ -82,6 +82,7 @@ async fn echo_of_our_own_writes_writes_nothing(backend: Backend) {
     // One create; the customer_created webhook that came back wrote nothing.
     assert_eq!(w.cb_writes(), 1);
     assert_eq!(w.wc_writes(), 0);
+    let reads = w.cb.handle().request_count("customer.retrieve");
     w.wc.state()
         .ui_update(
             SandboxEntity::Person,
@@ -94,6 +95,9 @@ async fn echo_of_our_own_writes_writes_nothing(backend: Backend) {
     assert_eq!(c["email"], "ada@lovelace.org");
     assert_eq!(w.cb_writes(), 2, "one update, and its echo wrote nothing");
     assert_eq!(w.wc_writes(), 0);
+    // The customer was read once, to merge; its customer_changed echo carried the version
+    // we wrote and was recognised without a read.
+    assert_eq!(w.cb.handle().request_count("customer.retrieve"), reads + 1);
     // The same hook three times: still nothing.
     for _ in 0..3 {
         w.app

@@ -181,6 +181,12 @@ struct Run<'a> {
     forced: &'a Fields,
 }
 
+/// Each side's version marker as stored on the link.
+struct Versions {
+    webcrm: Option<String>,
+    chargebee: Option<String>,
+}
+
 /// What became of a commit attempt.
 enum Committed {
     Yes,
@@ -213,6 +219,23 @@ impl Run<'_> {
             Side::Webcrm => self.cx.store.link_by_webcrm(self.name(), id).await?,
             Side::Chargebee => self.cx.store.link_by_chargebee(self.name(), id).await?,
         };
+        if let Some(l) = link.as_ref().filter(|l| l.tombstoned_at.is_none()) {
+            if side == Side::Chargebee && self.is_own_version(l) {
+                // The event carries exactly the version this link last synced (usually our
+                // own write coming back): nothing can have changed, not even worth a read.
+                tracing::debug!(
+                    pairing = self.name(),
+                    link = l.id,
+                    "echo of a synced version"
+                );
+                metrics::counter!("sync_echoes_skipped_total", "pairing" => self.name())
+                    .increment(1);
+                return Ok(Committed::Yes);
+            }
+        }
+        if link.is_none() && self.pairing.belongs_elsewhere(side, id) {
+            return Ok(Committed::Yes);
+        }
         let source = self.pairing.read(self.cx, side, id, self.hint).await?;
         match (link, source) {
             (Some(link), source) if link.tombstoned_at.is_none() => {
@@ -305,16 +328,7 @@ impl Run<'_> {
             );
             return Ok(Committed::Yes);
         }
-        if !plan.webcrm.is_empty() {
-            self.pairing
-                .write(self.cx, Side::Webcrm, &w, &plan.webcrm)
-                .await?;
-        }
-        if !plan.chargebee.is_empty() {
-            self.pairing
-                .write(self.cx, Side::Chargebee, &c, &plan.chargebee)
-                .await?;
-        }
+        let versions = self.write_plan(&plan, &w, &c).await?;
         for conflict in &plan.conflicts {
             self.cx
                 .store
@@ -353,8 +367,16 @@ impl Run<'_> {
         } else {
             "updated"
         };
-        self.commit(Some(&link), &w, &c, plan.next.clone(), action, detail)
-            .await
+        self.commit(
+            Some(&link),
+            &w,
+            &c,
+            versions,
+            plan.next.clone(),
+            action,
+            detail,
+        )
+        .await
     }
 
     /// Whether the webCRM record of the link is the missing one (re-read, cheap and rare).
@@ -452,16 +474,7 @@ impl Run<'_> {
             chargebee: c.fields.clone(),
         };
         let plan = merge::merge(self.pairing.rules(), &start, w, c);
-        if !plan.webcrm.is_empty() {
-            self.pairing
-                .write(self.cx, Side::Webcrm, w, &plan.webcrm)
-                .await?;
-        }
-        if !plan.chargebee.is_empty() {
-            self.pairing
-                .write(self.cx, Side::Chargebee, c, &plan.chargebee)
-                .await?;
-        }
+        let versions = self.write_plan(&plan, w, c).await?;
         let snapshot = plan.next;
         let action = match side {
             Side::Webcrm => "created_in_chargebee",
@@ -471,7 +484,10 @@ impl Run<'_> {
             "from": winner_of(side),
             "values": merge::create_values(self.pairing.rules(), &source, winner_of(side)),
         });
-        match self.commit(None, w, c, snapshot, action, detail).await? {
+        match self
+            .commit(None, w, c, versions, snapshot, action, detail)
+            .await?
+        {
             Committed::Yes => {
                 if side == Side::Chargebee {
                     // The person/organisation now exists and is linked: its intent is done.
@@ -514,11 +530,40 @@ impl Run<'_> {
         }
     }
 
+    /// Writes a plan's changes to each side; returns both sides' versions afterwards
+    /// (webCRM's, and Chargebee's when its write did not return one, become unknown).
+    async fn write_plan(
+        &self,
+        plan: &Plan,
+        w: &Observed,
+        c: &Observed,
+    ) -> Result<Versions, SyncError> {
+        let mut versions = Versions {
+            webcrm: w.version.clone(),
+            chargebee: c.version.clone(),
+        };
+        if !plan.webcrm.is_empty() {
+            versions.webcrm = self
+                .pairing
+                .write(self.cx, Side::Webcrm, w, &plan.webcrm)
+                .await?;
+        }
+        if !plan.chargebee.is_empty() {
+            versions.chargebee = self
+                .pairing
+                .write(self.cx, Side::Chargebee, c, &plan.chargebee)
+                .await?;
+        }
+        Ok(versions)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
         link: Option<&SyncLink>,
         w: &Observed,
         c: &Observed,
+        versions: Versions,
         snapshot: Snapshot,
         action: &str,
         detail: Value,
@@ -529,8 +574,8 @@ impl Run<'_> {
             webcrm_id: w.id.clone(),
             chargebee_id: c.id.clone(),
             snapshot: snapshot.to_text(),
-            webcrm_version: w.version.clone(),
-            chargebee_version: c.version.clone(),
+            webcrm_version: versions.webcrm,
+            chargebee_version: versions.chargebee,
             log: self.entry(&w.id, &c.id, action, detail),
         };
         match self.cx.store.commit_link(&commit, now_ms()).await? {
@@ -542,6 +587,16 @@ impl Run<'_> {
             }
             CommitOutcome::Stale => Ok(Committed::Stale),
         }
+    }
+
+    /// Whether the job's hint names exactly the Chargebee version the link last synced.
+    fn is_own_version(&self, link: &SyncLink) -> bool {
+        let hinted = self.hint["resource_version"].as_i64();
+        let synced = link
+            .chargebee_version
+            .as_deref()
+            .and_then(|v| v.parse::<i64>().ok());
+        matches!((hinted, synced), (Some(h), Some(s)) if h == s)
     }
 
     /// Whether the job's hint names a Chargebee version older than the one already synced.

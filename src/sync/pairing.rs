@@ -119,14 +119,16 @@ pub trait Pairing: Send + Sync + 'static {
         hint: &Value,
     ) -> Result<Option<Observed>, SyncError>;
 
-    /// Writes `changes` (canonical values) onto the existing record `current`.
+    /// Writes `changes` (canonical values) onto the existing record `current`. Returns the
+    /// record's version after the write when the API answered with it (Chargebee's
+    /// `resource_version`), so the echo of this write is recognised without a read.
     async fn write(
         &self,
         cx: &SyncContext,
         side: Side,
         current: &Observed,
         changes: &Fields,
-    ) -> Result<(), SyncError>;
+    ) -> Result<Option<String>, SyncError>;
 
     /// Creates (or finds, after an interrupted earlier attempt) the counterpart of `source`
     /// on the other side. `hint` is the job's hint (`needed_by` when another record waits
@@ -138,6 +140,12 @@ pub trait Pairing: Send + Sync + 'static {
         source: &Observed,
         hint: &Value,
     ) -> Result<Created, SyncError>;
+
+    /// A record this pairing never links, known by its id alone (another pairing's
+    /// deterministic ids): its jobs end without a read.
+    fn belongs_elsewhere(&self, _side: Side, _id: &str) -> bool {
+        false
+    }
 
     /// Every record of one side, for `resync` and the reconciler; `None` when the API
     /// offers no listing for it.

@@ -713,7 +713,7 @@ impl Pairing for OpportunitiesOrders {
         side: Side,
         current: &Observed,
         changes: &Fields,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Option<String>, SyncError> {
         match side {
             Side::Webcrm => {
                 let mut opp: Opportunity = from_raw(&current.raw, "opportunity")?;
@@ -721,17 +721,22 @@ impl Pairing for OpportunitiesOrders {
                 cx.webcrm
                     .update_opportunity(webcrm_id(&current.id)?, &opp)
                     .await?;
+                Ok(None)
             }
             Side::Chargebee => {
                 check_limits(changes, LIMITS)?;
-                if let Some(update) = order_update(changes) {
-                    cx.chargebee
-                        .update_order(&current.id, &update, None)
-                        .await?;
+                match order_update(changes) {
+                    Some(update) => {
+                        let order = cx
+                            .chargebee
+                            .update_order(&current.id, &update, None)
+                            .await?;
+                        Ok(order.resource_version.map(|v| v.to_string()))
+                    }
+                    None => Ok(current.version.clone()),
                 }
             }
         }
-        Ok(())
     }
 
     async fn create(

@@ -226,7 +226,7 @@ impl Pairing for OrganisationsBusinessEntities {
         side: Side,
         current: &Observed,
         changes: &Fields,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Option<String>, SyncError> {
         match side {
             Side::Webcrm => {
                 let mut org: Organisation = from_raw(&current.raw, "organisation")?;
@@ -234,7 +234,7 @@ impl Pairing for OrganisationsBusinessEntities {
                 cx.webcrm
                     .update_organisation(webcrm_id(&current.id)?, &org)
                     .await?;
-                Ok(())
+                Ok(None)
             }
             // The rules only report changes for Chargebee; reaching here is a rule mistake.
             Side::Chargebee => Err(SyncError::Invalid(

@@ -588,6 +588,10 @@ impl Pairing for PersonsCustomers {
         }))
     }
 
+    fn belongs_elsewhere(&self, side: Side, id: &str) -> bool {
+        side == Side::Chargebee && id.starts_with("wc-user-")
+    }
+
     fn match_keys(&self, _side: Side, record: &Observed) -> Vec<String> {
         email_keys(record)
     }
@@ -615,7 +619,7 @@ impl Pairing for PersonsCustomers {
         side: Side,
         current: &Observed,
         changes: &Fields,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Option<String>, SyncError> {
         match side {
             Side::Webcrm => {
                 let mut person: Person = from_raw(&current.raw, "person")?;
@@ -623,6 +627,7 @@ impl Pairing for PersonsCustomers {
                 cx.webcrm
                     .update_person(webcrm_id(&current.id)?, &person)
                     .await?;
+                Ok(None)
             }
             Side::Chargebee => {
                 let mut target = current.fields.clone();
@@ -630,19 +635,24 @@ impl Pairing for PersonsCustomers {
                 check_limits(&target, LIMITS)?;
                 let meta = current.raw.get("meta_data");
                 let (customer, billing) = customer_updates(changes, meta);
+                let mut written = None;
                 if let Some(update) = customer {
-                    cx.chargebee
-                        .update_customer(&current.id, &update, None)
-                        .await?;
+                    written = Some(
+                        cx.chargebee
+                            .update_customer(&current.id, &update, None)
+                            .await?,
+                    );
                 }
                 if let Some(billing) = billing {
-                    cx.chargebee
-                        .update_customer_billing_info(&current.id, &billing, None)
-                        .await?;
+                    written = Some(
+                        cx.chargebee
+                            .update_customer_billing_info(&current.id, &billing, None)
+                            .await?,
+                    );
                 }
+                Ok(written.and_then(|c| c.resource_version.map(|v| v.to_string())))
             }
         }
-        Ok(())
     }
 
     async fn create(

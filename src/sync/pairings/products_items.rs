@@ -579,7 +579,7 @@ impl Pairing for ProductsItems {
         side: Side,
         current: &Observed,
         changes: &Fields,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Option<String>, SyncError> {
         let currency = Self::currency(cx);
         match side {
             Side::Webcrm => {
@@ -588,14 +588,17 @@ impl Pairing for ProductsItems {
                 cx.webcrm
                     .update_linked_data_item(webcrm_id(&current.id)?, &item)
                     .await?;
+                Ok(None)
             }
             Side::Chargebee => {
                 let mut target = current.fields.clone();
                 target.extend(changes.clone());
                 check_limits(&target, LIMITS)?;
                 let meta = current.raw["item"].get("metadata");
+                let mut version = current.version.clone();
                 if let Some(update) = item_update(changes, meta) {
-                    cx.chargebee.update_item(&current.id, &update, None).await?;
+                    let item = cx.chargebee.update_item(&current.id, &update, None).await?;
+                    version = item.resource_version.map(|v| v.to_string());
                 }
                 if changes.contains_key("price") {
                     if let Some(minor) = minor_units(changes, &currency)? {
@@ -614,9 +617,10 @@ impl Pairing for ProductsItems {
                         .await?;
                     }
                 }
+                // The link follows the item's version; a price change has its own.
+                Ok(version)
             }
         }
-        Ok(())
     }
 
     async fn create(

@@ -594,7 +594,7 @@ impl Pairing for QuotationlinesOrders {
         side: Side,
         current: &Observed,
         changes: &Fields,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Option<String>, SyncError> {
         match side {
             Side::Webcrm => {
                 let mut line = update_dto(&current.raw)?;
@@ -637,7 +637,9 @@ impl Pairing for QuotationlinesOrders {
                 }
             }
         }
-        Ok(())
+        // Lines are linked under their order's id and version; a line write leaves the
+        // version unknown, so its echo is re-read.
+        Ok(None)
     }
 
     async fn create(

@@ -187,6 +187,10 @@ impl Pairing for UsersCustomers {
         }))
     }
 
+    fn belongs_elsewhere(&self, side: Side, id: &str) -> bool {
+        side == Side::Chargebee && id.starts_with("wc-person-")
+    }
+
     fn match_keys(&self, _side: Side, record: &Observed) -> Vec<String> {
         email_keys(record)
     }
@@ -219,7 +223,7 @@ impl Pairing for UsersCustomers {
         side: Side,
         current: &Observed,
         changes: &Fields,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Option<String>, SyncError> {
         match side {
             Side::Webcrm => {
                 let mut user: User = from_raw(&current.raw, "user")?;
@@ -227,18 +231,20 @@ impl Pairing for UsersCustomers {
                 cx.webcrm
                     .update_user(webcrm_id(&current.id)?, &user)
                     .await?;
+                Ok(None)
             }
             Side::Chargebee => {
                 let mut target = current.fields.clone();
                 target.extend(changes.clone());
                 check_limits(&target, LIMITS)?;
                 let update = customer_update(changes, current.raw.get("meta_data"));
-                cx.chargebee
+                let customer = cx
+                    .chargebee
                     .update_customer(&current.id, &update, None)
                     .await?;
+                Ok(customer.resource_version.map(|v| v.to_string()))
             }
         }
-        Ok(())
     }
 
     async fn create(
