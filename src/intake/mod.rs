@@ -46,8 +46,9 @@ pub fn record_sync_key(pairing: &str, side: Side, id: &str) -> String {
 }
 
 /// The dedupe key of a sync job for a linked pair (operator actions on a link). Jobs keyed
-/// by either record of the pair may run beside it: the engine's commit point compares the
-/// link's version, so the later writer re-reads instead of overwriting.
+/// by either record of the pair may be claimed beside it; the engine holds the link while it
+/// syncs (`SyncStore::hold_link`), so one of them runs at a time, and its commit point
+/// compares the link's version, so a later run re-reads instead of overwriting.
 pub fn link_sync_key(pairing: &str, link_id: i64) -> String {
     format!("sync:{pairing}:link:{link_id}")
 }

@@ -59,6 +59,22 @@ impl PgStore {
         &self.pool
     }
 
+    /// A session advisory lock on one pooled connection, kept by the hold.
+    async fn try_hold_link(&self, link_id: i64) -> StoreResult<Option<super::sync::LinkHold>> {
+        let mut conn = self.pool.acquire().await?;
+        // Link ids past 2^31 share a key with a smaller one: at worst a needless wait.
+        let key = (
+            super::sync::LINK_HOLD_CLASS,
+            i32::try_from(link_id.rem_euclid(1 << 31)).unwrap_or_default(),
+        );
+        let held: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, $2)")
+            .bind(key.0)
+            .bind(key.1)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(held.then(|| super::sync::LinkHold::postgres(conn, key)))
+    }
+
     /// The event and its jobs in one statement (one round trip, one commit): the jobs are
     /// inserted only when the event row was, so a redelivery changes nothing.
     async fn insert_event_and_jobs(

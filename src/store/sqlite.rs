@@ -42,7 +42,23 @@ fn writer_for(path: &Path) -> Arc<Mutex<()>> {
     writers.entry(path.to_path_buf()).or_default().clone()
 }
 
+/// The links held by sync jobs, per database file in this process (SQLite serves one
+/// process).
+fn held_links_for(path: &Path) -> super::sync::HeldLinks {
+    static HELD: LazyLock<std::sync::Mutex<HashMap<PathBuf, super::sync::HeldLinks>>> =
+        LazyLock::new(Default::default);
+    let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    held.entry(path.to_path_buf()).or_default().clone()
+}
+
 impl SqliteStore {
+    async fn try_hold_link(&self, link_id: i64) -> StoreResult<Option<super::sync::LinkHold>> {
+        Ok(super::sync::LinkHold::local(
+            held_links_for(&self.path),
+            link_id,
+        ))
+    }
+
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)

@@ -49,8 +49,97 @@ pub enum CommitOutcome {
     Stale,
 }
 
+/// One job's exclusive hold on a link while it reads, writes and commits the pair. The queue
+/// keys sync jobs by record, so the jobs for the two records of one pair (a change on one
+/// side and the echo or poll of the other) could otherwise both write the same change.
+/// Postgres: a session advisory lock on a pooled connection (held across replicas); SQLite
+/// (one process): a set of held link ids per database file.
+pub struct LinkHold {
+    inner: HoldInner,
+}
+
+/// Link ids held in one process (SQLite).
+pub(crate) type HeldLinks = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>;
+
+enum HoldInner {
+    Postgres {
+        conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+        key: (i32, i32),
+    },
+    Local {
+        held: HeldLinks,
+        link_id: i64,
+    },
+}
+
+/// The advisory-lock class of link holds (the two-key space; sqlx's migration lock uses the
+/// one-key space, which does not overlap it).
+pub(crate) const LINK_HOLD_CLASS: i32 = 0x5743_5331;
+
+impl LinkHold {
+    pub(crate) fn postgres(
+        conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+        key: (i32, i32),
+    ) -> LinkHold {
+        LinkHold {
+            inner: HoldInner::Postgres {
+                conn: Some(conn),
+                key,
+            },
+        }
+    }
+
+    /// Takes `link_id` in `held` unless it is already taken.
+    pub(crate) fn local(held: HeldLinks, link_id: i64) -> Option<LinkHold> {
+        let taken = held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(link_id);
+        taken.then_some(LinkHold {
+            inner: HoldInner::Local { held, link_id },
+        })
+    }
+
+    /// Lets the link go. Dropping a hold also lets it go (a Postgres hold then closes its
+    /// connection, which ends the lock with the session).
+    pub async fn release(mut self) {
+        if let HoldInner::Postgres { conn, key } = &mut self.inner {
+            if let Some(mut c) = conn.take() {
+                let unlocked = sqlx::query("select pg_advisory_unlock($1, $2)")
+                    .bind(key.0)
+                    .bind(key.1)
+                    .execute(&mut *c)
+                    .await;
+                if unlocked.is_err() {
+                    drop(c.detach());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LinkHold {
+    fn drop(&mut self) {
+        match &mut self.inner {
+            HoldInner::Postgres { conn, .. } => {
+                if let Some(c) = conn.take() {
+                    drop(c.detach());
+                }
+            }
+            HoldInner::Local { held, link_id } => {
+                held.lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .remove(link_id);
+            }
+        }
+    }
+}
+
 #[async_trait]
 pub trait SyncStore: Send + Sync {
+    /// Holds the link for one job; `None` while another job holds it.
+    async fn hold_link(&self, link_id: i64) -> StoreResult<Option<LinkHold>>;
+
     async fn link_by_webcrm(&self, pairing: &str, id: &str) -> StoreResult<Option<SyncLink>>;
     async fn link_by_chargebee(&self, pairing: &str, id: &str) -> StoreResult<Option<SyncLink>>;
     /// Live links of a pairing whose Chargebee id starts with `prefix` (order lines).
@@ -175,6 +264,13 @@ macro_rules! impl_sync_store {
     ($ty:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::sync::SyncStore for $ty {
+            async fn hold_link(
+                &self,
+                link_id: i64,
+            ) -> $crate::store::StoreResult<Option<$crate::store::sync::LinkHold>> {
+                self.try_hold_link(link_id).await
+            }
+
             async fn link_by_webcrm(
                 &self,
                 pairing: &str,

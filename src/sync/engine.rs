@@ -215,36 +215,55 @@ impl Run<'_> {
                 return Ok(Committed::Yes);
             }
         }
-        let link = match side {
-            Side::Webcrm => self.cx.store.link_by_webcrm(self.name(), id).await?,
-            Side::Chargebee => self.cx.store.link_by_chargebee(self.name(), id).await?,
-        };
-        if let Some(l) = link.as_ref().filter(|l| l.tombstoned_at.is_none()) {
-            if side == Side::Chargebee && self.is_own_version(l) {
-                // The event carries exactly the version this link last synced (usually our
-                // own write coming back): nothing can have changed, not even worth a read.
-                tracing::debug!(
-                    pairing = self.name(),
-                    link = l.id,
-                    "echo of a synced version"
-                );
-                metrics::counter!("sync_echoes_skipped_total", "pairing" => self.name())
-                    .increment(1);
+        let link = self.link_of(side, id).await?;
+        let Some(live) = link.as_ref().filter(|l| l.tombstoned_at.is_none()) else {
+            if link.is_none() && self.pairing.belongs_elsewhere(side, id) {
                 return Ok(Committed::Yes);
             }
-        }
-        if link.is_none() && self.pairing.belongs_elsewhere(side, id) {
+            let source = self.pairing.read(self.cx, side, id, self.hint).await?;
+            return match (link, source) {
+                // The pair was broken before, or the record went before it was ever linked.
+                (Some(_), _) | (None, None) => Ok(Committed::Yes),
+                (None, Some(source)) => self.create_counterpart(side, source).await,
+            };
+        };
+        if side == Side::Chargebee && self.is_own_version(live) {
+            // The event carries exactly the version this link last synced (usually our own
+            // write coming back): nothing can have changed, not even worth a read.
+            tracing::debug!(
+                pairing = self.name(),
+                link = live.id,
+                "echo of a synced version"
+            );
+            metrics::counter!("sync_echoes_skipped_total", "pairing" => self.name()).increment(1);
             return Ok(Committed::Yes);
         }
-        let source = self.pairing.read(self.cx, side, id, self.hint).await?;
-        match (link, source) {
-            (Some(link), source) if link.tombstoned_at.is_none() => {
-                self.sync_linked(link, side, source).await
+        // The job for the pair's other record may be at it: one job per pair reads, writes
+        // and commits at a time, or both would write the same change.
+        let Some(hold) = self.cx.store.hold_link(live.id).await? else {
+            return Ok(Committed::Stale);
+        };
+        let result = async {
+            // Read again under the hold: the other job may have committed meanwhile.
+            let link = self.link_of(side, id).await?;
+            let source = self.pairing.read(self.cx, side, id, self.hint).await?;
+            match link {
+                Some(link) if link.tombstoned_at.is_none() => {
+                    self.sync_linked(link, side, source).await
+                }
+                _ => Ok(Committed::Stale),
             }
-            // The pair was broken before, or the record went before it was ever linked.
-            (Some(_), _) | (None, None) => Ok(Committed::Yes),
-            (None, Some(source)) => self.create_counterpart(side, source).await,
         }
+        .await;
+        hold.release().await;
+        result
+    }
+
+    async fn link_of(&self, side: Side, id: &str) -> Result<Option<SyncLink>, SyncError> {
+        Ok(match side {
+            Side::Webcrm => self.cx.store.link_by_webcrm(self.name(), id).await?,
+            Side::Chargebee => self.cx.store.link_by_chargebee(self.name(), id).await?,
+        })
     }
 
     /// A linked pair: re-read the counterpart, merge, write, commit.

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod process;
 pub mod world;
 
 use std::path::{Path, PathBuf};
