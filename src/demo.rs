@@ -117,6 +117,23 @@ async fn run_inner(
 
     let store = store::connect(&config.database_url, 16).await?;
     store.migrate().await.context("applying migrations")?;
+    // Demo records must never mix with a real installation's links (or an earlier demo's).
+    let existing = store
+        .list_links(
+            &LinkFilter::default(),
+            Page {
+                before: None,
+                limit: 1,
+            },
+        )
+        .await?;
+    if !existing.is_empty() {
+        bail!(
+            "{} already holds links; the demo needs an empty store (leave out \
+             --database-url for a temporary one)",
+            crate::config::mask_url(&config.database_url)
+        );
+    }
     let config = Arc::new(config);
     let limiters = Limiters::from_config(&config);
     let handler = Arc::new(serve::handlers(&config, &store, &limiters)?);
@@ -703,13 +720,12 @@ impl Demo {
         started: Instant,
         out: &mut dyn Write,
     ) -> anyhow::Result<()> {
-        let demo = self;
         heading(out, "Registering our webhook and hooks (register-webhooks)")?;
-        let plan = crate::register::plan(&demo.config).await?;
-        let counts = crate::register::apply(&demo.config, &plan).await?;
-        demo.delivery_base = (
-            demo.deliverable_events(),
-            demo.cb.handle().deliveries().len(),
+        let plan = crate::register::plan(&self.config).await?;
+        let counts = crate::register::apply(&self.config, &plan).await?;
+        self.delivery_base = (
+            self.deliverable_events(),
+            self.cb.handle().deliveries().len(),
         );
         writeln!(
             out,
@@ -723,9 +739,9 @@ impl Demo {
         )?;
         // Business entities exist in Chargebee's API only as events.
         for (id, name) in BUSINESS_ENTITIES {
-            demo.cb.handle().emit_business_entity_created(id, name);
+            self.cb.handle().emit_business_entity_created(id, name);
         }
-        demo.settle().await?;
+        self.settle().await?;
         writeln!(
             out,
             "  Chargebee announced business entities be_nordlys and be_fjord; both linked to \
@@ -738,7 +754,7 @@ impl Demo {
         )?;
         let mut report = Vec::new();
         crate::resync_command::run(
-            (*demo.config).clone(),
+            (*self.config).clone(),
             crate::resync_command::Options::default(),
             &mut report,
         )
@@ -750,7 +766,7 @@ impl Demo {
                 writeln!(out, "  {line}")?;
             }
         }
-        demo.settle().await?;
+        self.settle().await?;
         // Resync cannot list opportunities and orders yet; one catch-up poll pass (its first
         // cursor reaches back two minutes) brings over the seeded ones, as `serve` would.
         writeln!(
@@ -759,18 +775,18 @@ impl Demo {
              resync does not list"
         )?;
         let now = store::now_ms();
-        for job in crate::poller::poll_jobs(now, demo.config.queue.max_attempts) {
-            demo.store.enqueue(&job, now).await?;
+        for job in crate::poller::poll_jobs(now, self.config.queue.max_attempts) {
+            self.store.enqueue(&job, now).await?;
         }
-        demo.settle().await?;
-        demo.print_links(out).await?;
+        self.settle().await?;
+        self.print_links(out).await?;
 
         heading(out, "The script: edits on both sides")?;
-        demo.script(seeded, out).await?;
+        self.script(seeded, out).await?;
 
         heading(out, "Summary")?;
-        demo.summary(out).await?;
-        demo.where_to_look(out)?;
+        self.summary(out).await?;
+        self.where_to_look(out)?;
         writeln!(
             out,
             "\ndemo finished in {:.1} s",
@@ -785,20 +801,20 @@ impl Demo {
         )?;
         out.flush()?;
         tokio::spawn(crate::poller::schedule(
-            demo.store.clone(),
-            demo.config.clone(),
+            self.store.clone(),
+            self.config.clone(),
             running.shutdown.clone(),
         ));
         tokio::spawn(crate::reconciler::schedule(
-            demo.store.clone(),
-            demo.config.clone(),
+            self.store.clone(),
+            self.config.clone(),
             running.shutdown.clone(),
         ));
         // Keep handing webCRM's hooks over while serving, as webCRM would.
         let shutdown = running.shutdown.clone();
         let hooks = async {
             loop {
-                demo.wc.state().deliver_pending_hooks().await;
+                self.wc.state().deliver_pending_hooks().await;
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         };
