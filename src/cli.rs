@@ -55,6 +55,17 @@ pub enum Command {
         #[arg(long)]
         rebuild_links: bool,
     },
+    /// See the whole product work: both API sandboxes and the service in one process, seeded
+    /// on both sides, a first sync, then a script of edits propagating, and a summary.
+    Demo {
+        /// Exit after the summary instead of serving until Ctrl-C (for CI).
+        #[arg(long)]
+        once: bool,
+        /// The store to use (`sqlite://…` or `postgres://…`); a temporary SQLite file when
+        /// absent.
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+    },
     /// Run the Chargebee and webCRM API emulators standalone and print how to reach them.
     Sandbox {
         /// Chargebee sandbox port (0 picks a free one).
@@ -77,6 +88,14 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("{e:#}")),
         },
+        Command::Demo { once, database_url } => {
+            crate::demo::init_logging();
+            let options = crate::demo::Options { once, database_url };
+            match crate::demo::run(options, &mut std::io::stdout()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("demo failed: {e:#}")),
+            }
+        }
         Command::Migrate => {
             let config = match raw.validate(Purpose::Migrate) {
                 Ok(c) => c,
