@@ -769,7 +769,70 @@ async fn with_opportunity_scope_only_persons_of_won_opportunities_become_custome
     w.shutdown().await;
 }
 
+async fn lost_links_are_rebuilt_and_lines_matched_by_position(backend: Backend) {
+    let w = World::start(backend).await;
+    let (opp, lines) = won_with_two_lines(&w);
+    w.settle().await;
+    assert_eq!(w.links(LINES).await.len(), 2);
+    let writes = (w.cb_writes(), w.wc_writes());
+    w.app
+        .db
+        .exec(
+            "delete from links where pairing in ('opportunities_orders', 'quotationlines_orders')",
+        )
+        .await;
+    let resync = |pairings: &[&str], rebuild_links: bool| {
+        let options = wcs::resync_command::Options {
+            pairings: pairings.iter().map(|p| p.to_string()).collect(),
+            rebuild_links,
+            dry_run: false,
+        };
+        let config = (*w.app.config).clone();
+        async move {
+            let mut out = Vec::new();
+            wcs::resync_command::run(config, options, &mut out)
+                .await
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        }
+    };
+    // The opportunity names its order (OpportunityErpId) and the order its opportunity
+    // (reference_id): the pair is relinked from the two systems alone.
+    let out = resync(&[OPPS], true).await;
+    assert!(out.contains("matched on cross_id"), "{out}");
+    let links = w.links(OPPS).await;
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].webcrm_id, opp.to_string());
+    // Lines made in webCRM carry no Chargebee id: a resync hands each order line to its
+    // sync job, which finds the webCRM line at the same position of the linked order.
+    let out = resync(&[LINES], false).await;
+    assert!(out.contains("quotationlines_orders: 0 links"), "{out}");
+    let mut relinked: Vec<String> = w
+        .links(LINES)
+        .await
+        .into_iter()
+        .map(|l| l.webcrm_id)
+        .collect();
+    relinked.sort();
+    let mut expected: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    expected.sort();
+    assert_eq!(relinked, expected);
+    assert_eq!(
+        w.wc.state().count(SandboxEntity::QuotationLine),
+        2,
+        "no line was added"
+    );
+    assert_eq!(
+        (w.cb_writes(), w.wc_writes()),
+        writes,
+        "nothing was written"
+    );
+    assert_clean(&w).await;
+    w.shutdown().await;
+}
+
 on_both_backends!(
+    lost_links_are_rebuilt_and_lines_matched_by_position,
     with_opportunity_scope_only_persons_of_won_opportunities_become_customers,
     won_opportunity_becomes_an_invoice_and_an_order,
     the_same_event_three_times_makes_one_invoice_and_echo_writes_nothing,

@@ -165,7 +165,7 @@ pub trait Pairing: Send + Sync + 'static {
 
     /// The counterpart id a record carries itself (Chargebee `meta_data`, webCRM
     /// `OpportunityErpId`, …), for rebuilding links from the two systems alone.
-    fn cross_id(&self, _side: Side, _record: &Observed) -> Option<String> {
+    fn cross_id(&self, _cx: &SyncContext, _side: Side, _record: &Observed) -> Option<String> {
         None
     }
 

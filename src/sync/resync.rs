@@ -271,12 +271,12 @@ pub async fn plan(
         }
     };
     for c in &unlinked_c {
-        if let Some(w_id) = pairing.cross_id(Side::Chargebee, c) {
+        if let Some(w_id) = pairing.cross_id(cx, Side::Chargebee, c) {
             cross(&w_id, &c.id);
         }
     }
     for w in &unlinked_w {
-        if let Some(c_id) = pairing.cross_id(Side::Webcrm, w) {
+        if let Some(c_id) = pairing.cross_id(cx, Side::Webcrm, w) {
             cross(&w.id, &c_id);
         }
     }

@@ -386,17 +386,10 @@ impl OpportunitiesOrders {
     }
 
     async fn read_opportunity(cx: &SyncContext, id: &str) -> Result<Option<Observed>, SyncError> {
-        let Some(o) = found(cx.webcrm.get_opportunity(webcrm_id(id)?).await)? else {
-            return Ok(None);
-        };
-        let currency = currency_of(cx, &o)?;
-        Ok(Some(Observed {
-            id: id.to_owned(),
-            fields: webcrm_fields(&o, &currency)?,
-            changed_at: webcrm_ms(o.updated_at),
-            version: o.updated_at.map(|t| t.to_rfc3339()),
-            raw: raw(&o),
-        }))
+        match found(cx.webcrm.get_opportunity(webcrm_id(id)?).await)? {
+            Some(o) => Ok(Some(opportunity_observed(cx, id, &o)?)),
+            None => Ok(None),
+        }
     }
 
     /// The customer of a webCRM person, through its `persons_customers` link; waits for it.
@@ -669,6 +662,21 @@ impl OpportunitiesOrders {
     }
 }
 
+fn opportunity_observed(
+    cx: &SyncContext,
+    id: &str,
+    o: &Opportunity,
+) -> Result<Observed, SyncError> {
+    let currency = currency_of(cx, o)?;
+    Ok(Observed {
+        id: id.to_owned(),
+        fields: webcrm_fields(o, &currency)?,
+        changed_at: webcrm_ms(o.updated_at),
+        version: o.updated_at.map(|t| t.to_rfc3339()),
+        raw: raw(o),
+    })
+}
+
 pub fn order_observed(order: &Order) -> Observed {
     Observed {
         id: order.id.clone(),
@@ -692,6 +700,47 @@ impl Pairing for OpportunitiesOrders {
 
     fn rules(&self) -> &'static [Rule] {
         RULES
+    }
+
+    async fn list(&self, cx: &SyncContext, side: Side) -> Result<Option<Vec<Observed>>, SyncError> {
+        Ok(Some(match side {
+            Side::Webcrm => {
+                let all: Vec<Opportunity> = cx.webcrm.opportunities().try_collect().await?;
+                let mut out = Vec::with_capacity(all.len());
+                for o in &all {
+                    let Some(id) = o.id else { continue };
+                    // One unmappable currency must not hide every other opportunity.
+                    match opportunity_observed(cx, &id.to_string(), o) {
+                        Ok(observed) => out.push(observed),
+                        Err(e) => tracing::warn!(opportunity = id, error = %e, "not listed"),
+                    }
+                }
+                out
+            }
+            Side::Chargebee => {
+                let orders: Vec<Order> = cx
+                    .chargebee
+                    .list_all_orders(ListQuery::new().limit(100))
+                    .try_collect()
+                    .await?;
+                orders
+                    .iter()
+                    .filter(|o| !o.deleted)
+                    .map(order_observed)
+                    .collect()
+            }
+        }))
+    }
+
+    /// An order names its opportunity in `reference_id`; an opportunity its order in
+    /// `OpportunityErpId`.
+    fn cross_id(&self, _cx: &SyncContext, side: Side, record: &Observed) -> Option<String> {
+        match side {
+            Side::Chargebee => get_str(&record.fields, "reference_id")
+                .filter(|r| r.parse::<i32>().is_ok())
+                .map(str::to_owned),
+            Side::Webcrm => get_str(&record.fields, "erp_id").map(str::to_owned),
+        }
     }
 
     async fn read(

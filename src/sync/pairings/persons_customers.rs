@@ -596,7 +596,7 @@ impl Pairing for PersonsCustomers {
         email_keys(record)
     }
 
-    fn cross_id(&self, side: Side, record: &Observed) -> Option<String> {
+    fn cross_id(&self, _cx: &SyncContext, side: Side, record: &Observed) -> Option<String> {
         cross_id_in(side, record, "webcrm_person_id")
     }
 

@@ -553,7 +553,7 @@ impl Pairing for ProductsItems {
             .collect()
     }
 
-    fn cross_id(&self, side: Side, record: &Observed) -> Option<String> {
+    fn cross_id(&self, _cx: &SyncContext, side: Side, record: &Observed) -> Option<String> {
         match side {
             Side::Chargebee => get_str(&record.fields, CROSS_ID).map(str::to_owned),
             Side::Webcrm => None,

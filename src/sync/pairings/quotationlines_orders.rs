@@ -14,7 +14,9 @@ use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use crate::clients::chargebee::{Order, OrderLineItem, OrderLineItemUpdate, OrderUpdate};
+use crate::clients::chargebee::{
+    ListQuery, Order, OrderLineItem, OrderLineItemUpdate, OrderUpdate,
+};
 use crate::clients::webcrm::{QuotationLine, QuotationLineUpdate};
 use crate::intake::Side;
 use crate::store::admin::NewPendingAction;
@@ -550,6 +552,67 @@ impl Pairing for QuotationlinesOrders {
             return Ok(Expansion::Records(lines));
         }
         Ok(Expansion::Itself)
+    }
+
+    /// Lines on the webCRM side, each with its opportunity's currency (looked up once per
+    /// opportunity); every line of every order on the Chargebee side.
+    async fn list(&self, cx: &SyncContext, side: Side) -> Result<Option<Vec<Observed>>, SyncError> {
+        Ok(Some(match side {
+            Side::Webcrm => {
+                let lines: Vec<QuotationLine> = cx.webcrm.quotation_lines().try_collect().await?;
+                let mut currencies: std::collections::HashMap<Option<i32>, String> =
+                    std::collections::HashMap::new();
+                let mut out = Vec::with_capacity(lines.len());
+                for line in &lines {
+                    let Some(id) = line.id else { continue };
+                    let currency = match currencies.get(&line.opportunity_id) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let c = Self::currency_of_line(cx, line).await?;
+                            currencies.insert(line.opportunity_id, c.clone());
+                            c
+                        }
+                    };
+                    out.push(Observed {
+                        id: id.to_string(),
+                        fields: webcrm_fields(line, &currency)?,
+                        changed_at: webcrm_ms(line.updated_at),
+                        version: line.updated_at.map(|t| t.to_rfc3339()),
+                        raw: raw(line),
+                    });
+                }
+                out
+            }
+            Side::Chargebee => {
+                let orders: Vec<Order> = cx
+                    .chargebee
+                    .list_all_orders(ListQuery::new().limit(100))
+                    .try_collect()
+                    .await?;
+                orders
+                    .iter()
+                    .filter(|o| !o.deleted)
+                    .flat_map(|o| {
+                        o.order_line_items
+                            .iter()
+                            .map(move |l| order_line_observed(o, l))
+                    })
+                    .collect()
+            }
+        }))
+    }
+
+    /// A line made from an order line keeps `{order}/{line}` in its marker field. Lines made
+    /// the other way round are matched by position within their linked order when their
+    /// order line's job runs (its create path), so they need no key here.
+    fn cross_id(&self, cx: &SyncContext, side: Side, record: &Observed) -> Option<String> {
+        match side {
+            Side::Webcrm => {
+                let line: QuotationLine = serde_json::from_value(record.raw.clone()).ok()?;
+                marker_of(&line, &marker_field(cx)).filter(|m| split_key(m).is_some())
+            }
+            Side::Chargebee => None,
+        }
     }
 
     /// An order line that is gone removes its quotation line; order lines themselves cannot
