@@ -290,6 +290,22 @@ async fn sign_in_sets_a_strict_cookie_and_a_wrong_token_waits(backend: Backend) 
         .contains("Max-Age=0"));
 }
 
+async fn the_cookie_is_secure_when_the_public_url_is_https(backend: Backend) {
+    let db = common::TestDb::new(backend).await;
+    let store = db.store().await;
+    let config =
+        common::app::test_config_with(&db.url, &[("PUBLIC_URL", "https://sync.example.com")]);
+    let app = TestApp::spawn_with_config(db, store, config).await;
+    let resp = client()
+        .post(app.url("/console/sign-in"))
+        .form(&[("token", ADMIN)])
+        .send()
+        .await
+        .unwrap();
+    let set = resp.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    assert!(set.contains("; Secure"), "{set}");
+}
+
 async fn a_post_without_the_csrf_token_is_refused_and_changes_nothing(backend: Backend) {
     let (app, _, conflict_id, job) = seeded(backend).await;
     let op = Operator::sign_in(&app.url("")).await;
@@ -522,6 +538,7 @@ on_both_backends!(
     no_cookie_redirects_to_sign_in,
     forged_and_expired_cookies_are_refused,
     sign_in_sets_a_strict_cookie_and_a_wrong_token_waits,
+    the_cookie_is_secure_when_the_public_url_is_https,
     a_post_without_the_csrf_token_is_refused_and_changes_nothing,
     every_page_has_the_csp_and_no_secret,
     an_operator_signs_in_finds_a_record_resolves_a_conflict_and_retries_a_job,

@@ -47,6 +47,7 @@ pub fn page(title: &str, nav: Nav, csrf: &str, notice: Option<Notice>, body: Mar
                 script src=(assets::JS.url()) defer {}
             }
             body {
+                a.skip href="#main" { "Skip to content" }
                 header.top {
                     p.brand { a href="/console" { "webCRM ⇄ Chargebee sync" } }
                     nav aria-label="Console" {
@@ -83,13 +84,25 @@ pub fn csrf_field(csrf: &str) -> Markup {
 
 /// A one-button POST form.
 pub fn action(path: &str, csrf: &str, label: &str, hidden: &[(&str, &str)]) -> Markup {
+    labelled_action(path, csrf, label, hidden, None)
+}
+
+/// A one-button POST form whose button a screen reader announces by `aria` (for buttons
+/// repeated in a table, where the visible label alone would not say which row).
+pub fn labelled_action(
+    path: &str,
+    csrf: &str,
+    label: &str,
+    hidden: &[(&str, &str)],
+    aria: Option<&str>,
+) -> Markup {
     html! {
         form.inline method="post" action=(path) {
             (csrf_field(csrf))
             @for (name, value) in hidden {
                 input type="hidden" name=(name) value=(value);
             }
-            button type="submit" { (label) }
+            button type="submit" aria-label=[aria] { (label) }
         }
     }
 }
@@ -252,9 +265,9 @@ pub fn overview(status: &Status, csrf: &str) -> Markup {
                             td.num { a href={"/console/pending-actions?pairing=" (n)} { (cell(format!("{n}.actions"))) } }
                             td {
                                 @if p.paused {
-                                    (action(&format!("/console/pairings/{n}/resume"), csrf, "Resume", &[]))
+                                    (labelled_action(&format!("/console/pairings/{n}/resume"), csrf, "Resume", &[], Some(&format!("Resume {n}"))))
                                 } @else {
-                                    (action(&format!("/console/pairings/{n}/pause"), csrf, "Pause", &[]))
+                                    (labelled_action(&format!("/console/pairings/{n}/pause"), csrf, "Pause", &[], Some(&format!("Pause {n}"))))
                                 }
                             }
                         }
@@ -488,7 +501,7 @@ pub fn pending(items: &[PendingActionDto], csrf: &str) -> Markup {
                             td { code { (a.subject) } }
                             td { (a.message) }
                             td { (time(Some(&a.created_at))) }
-                            td { (action(&format!("/console/pending-actions/{}/dismiss", a.id), csrf, "Dismiss", &[])) }
+                            td { (labelled_action(&format!("/console/pending-actions/{}/dismiss", a.id), csrf, "Dismiss", &[], Some(&format!("Dismiss pending action {}", a.id)))) }
                         }
                     }
                 }
@@ -527,10 +540,10 @@ pub fn jobs(items: &[JobDto], csrf: &str, pairing: Option<Pairing>) -> Markup {
                             td.error { (j.last_error.as_deref().unwrap_or("—")) }
                             td {
                                 @if j.state == "failed" || j.state == "dead" {
-                                    (action(&format!("/console/jobs/{}/retry", j.id), csrf, "Retry", &[]))
+                                    (labelled_action(&format!("/console/jobs/{}/retry", j.id), csrf, "Retry", &[], Some(&format!("Retry job {}", j.id))))
                                 }
                                 @if j.state != "running" {
-                                    (action(&format!("/console/jobs/{}/discard", j.id), csrf, "Discard", &[]))
+                                    (labelled_action(&format!("/console/jobs/{}/discard", j.id), csrf, "Discard", &[], Some(&format!("Discard job {}", j.id))))
                                 }
                             }
                         }
