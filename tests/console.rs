@@ -11,7 +11,7 @@ use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 use serde_json::json;
 use wcs::sandbox::webcrm::SandboxEntity;
-use wcs::store::admin::{NewConflict, NewLink};
+use wcs::store::admin::{NewConflict, NewLink, NewPendingAction};
 use wcs::store::{now_ms, NewJob, Release};
 
 use common::app::{TestApp, ADMIN, CB_PASSWORD, WEBCRM_SECRET};
@@ -410,6 +410,94 @@ async fn every_page_has_the_csp_and_no_secret(backend: Backend) {
     assert!(!body.contains("admin-token-0123456789abcde"));
 }
 
+/// Dismiss, pause/resume, retry all dead and discard, each through the admin API's code.
+async fn the_other_actions_change_what_they_say(backend: Backend) {
+    let (app, _, _, job) = seeded(backend).await;
+    let action = app
+        .store
+        .open_pending_action(
+            &NewPendingAction {
+                pairing: "persons_customers".into(),
+                kind: "unsupported_field".into(),
+                subject: "person:1".into(),
+                webcrm_id: Some("1".into()),
+                chargebee_id: None,
+                message: "Move the person to Other Corp in webCRM by hand".into(),
+                details: json!({ "field": "company" }),
+            },
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    let op = Operator::sign_in(&app.url("")).await;
+    assert!(op
+        .page("/console/pending-actions")
+        .await
+        .contains("Move the person to Other Corp"));
+    let resp = op
+        .act(&format!("/console/pending-actions/{action}/dismiss"), &[])
+        .await;
+    assert_eq!(
+        resp.headers()[LOCATION],
+        "/console/pending-actions?ok=dismissed"
+    );
+    let a = app.store.get_pending_action(action).await.unwrap().unwrap();
+    assert!(a.closed_at.is_some());
+
+    op.act("/console/pairings/persons_customers/pause", &[])
+        .await;
+    assert_eq!(
+        app.store.paused_pairings().await.unwrap(),
+        vec!["persons_customers"]
+    );
+    assert!(op
+        .page("/console/pairings/persons_customers")
+        .await
+        .contains("<strong>paused</strong>"));
+    op.act("/console/pairings/persons_customers/resume", &[])
+        .await;
+    assert!(app.store.paused_pairings().await.unwrap().is_empty());
+
+    let resp = op
+        .act(
+            "/console/jobs/retry-dead",
+            &[("pairing", "persons_customers")],
+        )
+        .await;
+    assert_eq!(
+        resp.headers()[LOCATION],
+        "/console/jobs?pairing=persons_customers&ok=retried_dead"
+    );
+    assert_eq!(
+        app.store.get_job(job).await.unwrap().unwrap().state,
+        "pending"
+    );
+    op.act(&format!("/console/jobs/{job}/discard"), &[]).await;
+    assert!(app.store.get_job(job).await.unwrap().is_none());
+    // An unknown job: the admin API's 404 message, on a page.
+    let resp = op.act(&format!("/console/jobs/{job}/retry"), &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains(&format!("no job with id {job}")));
+
+    // A dry run, then a real run: each queued as the admin API queues it.
+    op.act(
+        "/console/pairings/persons_customers/resync",
+        &[("dry_run", "true")],
+    )
+    .await;
+    let jobs = app.jobs().await;
+    let resync = jobs.iter().find(|j| j.kind == "resync").unwrap();
+    assert_eq!(resync.payload_json()["dry_run"], true);
+    assert!(op
+        .page("/console/pairings/persons_customers")
+        .await
+        .contains("data-autoreload"));
+}
+
 /// An operator's round against the real sync: overview, a record found by e-mail with its
 /// sync log, a conflict resolved and a dead job retried, each through the admin API's code.
 async fn an_operator_signs_in_finds_a_record_resolves_a_conflict_and_retries_a_job(
@@ -527,6 +615,28 @@ async fn an_operator_signs_in_finds_a_record_resolves_a_conflict_and_retries_a_j
     // The merge writes the kept value to both sides.
     w.app.store.discard_job(job).await.unwrap();
     w.settle().await;
+
+    // A dry run shows its plan; then the real run.
+    op.act(
+        "/console/pairings/persons_customers/resync",
+        &[("dry_run", "true")],
+    )
+    .await;
+    w.settle().await;
+    let page = op.page("/console/pairings/persons_customers").await;
+    assert!(page.contains("Last dry-run plan"), "{page}");
+    assert!(
+        page.contains("persons_customers: 0 links, 0 creates"),
+        "{page}"
+    );
+    op.act(
+        "/console/pairings/persons_customers/resync",
+        &[("dry_run", "false")],
+    )
+    .await;
+    w.settle().await;
+    let page = op.page("/console/pairings/persons_customers").await;
+    assert!(page.contains("Last resync run"), "{page}");
     assert_eq!(
         w.cb_record("customer", &customer)["first_name"],
         "FromWebcrm"
@@ -539,6 +649,7 @@ on_both_backends!(
     forged_and_expired_cookies_are_refused,
     sign_in_sets_a_strict_cookie_and_a_wrong_token_waits,
     the_cookie_is_secure_when_the_public_url_is_https,
+    the_other_actions_change_what_they_say,
     a_post_without_the_csrf_token_is_refused_and_changes_nothing,
     every_page_has_the_csp_and_no_secret,
     an_operator_signs_in_finds_a_record_resolves_a_conflict_and_retries_a_job,
