@@ -1271,6 +1271,11 @@ impl Demo {
         heading(out, "Where to look")?;
         writeln!(
             out,
+            "  console     {url}/console  (sign in with the token {})",
+            self.admin_token
+        )?;
+        writeln!(
+            out,
             "  admin API   {url}/admin/v1  (token {})",
             self.admin_token
         )?;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod http;
 pub mod intake;

@@ -92,6 +92,10 @@ fn demo_once_plays_the_script_and_summarises() {
         "{stdout}"
     );
     assert!(stdout.contains("/metrics"), "{stdout}");
+    assert!(
+        stdout.contains("/console  (sign in with the token"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -5,14 +5,14 @@
 //! below; it needs no token (it describes the API, it reveals no data).
 
 mod auth;
-mod conflicts;
+pub(crate) mod conflicts;
 mod events;
-mod jobs;
-mod links;
-mod pairings;
-mod params;
-mod pending;
-mod status;
+pub(crate) mod jobs;
+pub(crate) mod links;
+pub(crate) mod pairings;
+pub(crate) mod params;
+pub(crate) mod pending;
+pub(crate) mod status;
 mod webhooks;
 
 use axum::routing::{get, post};

@@ -15,7 +15,7 @@ use crate::store::now_ms;
 
 #[derive(Debug, Deserialize)]
 pub struct NamePath {
-    name: String,
+    pub name: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .nest("/admin/v1", crate::admin::routes())
+        .nest("/console", crate::console::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // Innermost first; each `layer` call wraps everything above it.

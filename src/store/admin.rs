@@ -264,6 +264,10 @@ pub trait AdminStore: Send + Sync {
 
     async fn get_link(&self, id: i64) -> StoreResult<Option<Link>>;
 
+    /// Links whose snapshot text contains `needle` (case-insensitive), newest first: a
+    /// coarse prefilter for the console's e-mail lookup, which checks the fields itself.
+    async fn links_with_snapshot_text(&self, needle: &str, limit: i64) -> StoreResult<Vec<Link>>;
+
     /// Inserts a link, or says which of its records is already linked in the pairing.
     async fn insert_link(
         &self,
@@ -282,6 +286,13 @@ pub trait AdminStore: Send + Sync {
     /// The newest entries about a link: written for it, or for either of its records before
     /// it existed.
     async fn sync_log_for_link(&self, link: &Link, limit: i64) -> StoreResult<Vec<SyncLogEntry>>;
+
+    /// The newest entry of a pairing with this action (e.g. the last `resync_planned`).
+    async fn latest_sync_log(
+        &self,
+        pairing: &str,
+        action: &str,
+    ) -> StoreResult<Option<SyncLogEntry>>;
 
     // --- jobs ---------------------------------------------------------------------------
 
@@ -421,6 +432,21 @@ pub(crate) mod sql {
     );
 
     pub const GET_LINK: &str = concat!("select ", link_columns!(), " from links where id = $1");
+
+    /// `$1` is a `like` pattern; `%`, `_` and backslashes meant literally are escaped with a
+    /// backslash.
+    pub const LINKS_WITH_SNAPSHOT_TEXT: &str = concat!(
+        "select ",
+        link_columns!(),
+        " from links where lower(snapshot) like lower($1) escape '\\'
+         order by id desc limit $2"
+    );
+
+    pub const LATEST_SYNC_LOG: &str = concat!(
+        "select ",
+        sync_log_columns!(),
+        " from sync_log where pairing = $1 and action = $2 order by id desc limit 1"
+    );
 
     pub const INSERT_LINK: &str = concat!(
         "insert into links (pairing, webcrm_id, chargebee_id, snapshot, created_at)
@@ -668,6 +694,40 @@ macro_rules! impl_admin_store {
             ) -> $crate::store::StoreResult<Option<$crate::store::admin::Link>> {
                 Ok(sqlx::query_as($crate::store::admin::sql::GET_LINK)
                     .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn links_with_snapshot_text(
+                &self,
+                needle: &str,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::admin::Link>> {
+                let mut pattern = String::from("%");
+                for ch in needle.chars() {
+                    if matches!(ch, '%' | '_' | '\\') {
+                        pattern.push('\\');
+                    }
+                    pattern.push(ch);
+                }
+                pattern.push('%');
+                Ok(
+                    sqlx::query_as($crate::store::admin::sql::LINKS_WITH_SNAPSHOT_TEXT)
+                        .bind(pattern)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn latest_sync_log(
+                &self,
+                pairing: &str,
+                action: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::admin::SyncLogEntry>> {
+                Ok(sqlx::query_as($crate::store::admin::sql::LATEST_SYNC_LOG)
+                    .bind(pairing)
+                    .bind(action)
                     .fetch_optional(&self.pool)
                     .await?)
             }
