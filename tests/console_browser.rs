@@ -137,15 +137,25 @@ fn save_screenshot(png: &[u8], name: &str) {
     }
 }
 
+/// The text of the first element matching `css`. The overview replaces its cells when it
+/// refreshes, so an element found a moment ago may be gone: look it up again then.
 async fn text_of(b: &Client, css: &str) -> String {
-    b.wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let started = Instant::now();
+    loop {
+        let el = b
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"));
+        match el.text().await {
+            Ok(text) => return text,
+            Err(e) if started.elapsed() < PATIENCE => {
+                eprintln!("{css} changed under the read ({e}); reading it again");
+            }
+            Err(e) => panic!("cannot read {css}: {e}"),
+        }
+    }
 }
 
 async fn click_button(b: &Client, label: &str) {
