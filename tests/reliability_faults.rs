@@ -24,7 +24,9 @@ use common::Backend;
 use reliability_support::{check_budget, eventually, PrivatePostgres, ServeProcess};
 
 const PAIRING: &str = "persons_customers";
-const BUDGET: u32 = 300;
+/// Chargebee's default budget; webCRM's is doubled to keep the test under a minute.
+const CB_BUDGET: u32 = 150;
+const WC_BUDGET: u32 = 300;
 
 fn person_by_email(w: &World, email: &str) -> Vec<serde_json::Map<String, Value>> {
     w.wc.state()
@@ -43,12 +45,12 @@ fn customers_by_email(w: &World, email: &str) -> Vec<Value> {
 }
 
 async fn flaky_apis_converge_within_budget(backend: Backend) {
-    let budget = BUDGET.to_string();
+    let (cb_budget, wc_budget) = (CB_BUDGET.to_string(), WC_BUDGET.to_string());
     let w = World::start_with(
         backend,
         &[
-            ("CHARGEBEE_RATE_LIMIT_PER_MINUTE", &budget),
-            ("WEBCRM_RATE_LIMIT_PER_MINUTE", &budget),
+            ("CHARGEBEE_RATE_LIMIT_PER_MINUTE", &cb_budget),
+            ("WEBCRM_RATE_LIMIT_PER_MINUTE", &wc_budget),
         ],
     )
     .await;
@@ -163,14 +165,17 @@ async fn flaky_apis_converge_within_budget(backend: Backend) {
             .filter(|t| *t >= t0)
             .collect();
     let wc_times: Vec<Instant> = calls.iter().map(|c| c.at).filter(|t| *t >= t0).collect();
-    let cb_max = check_budget("chargebee", &cb_times, BUDGET, 1);
-    let wc_max = check_budget("webcrm", &wc_times, BUDGET, 1);
+    let (cb_max, cb_tight) = check_budget("chargebee", &cb_times, CB_BUDGET, 1);
+    let (wc_max, wc_tight) = check_budget("webcrm", &wc_times, WC_BUDGET, 1);
     println!(
         "{backend:?}: converged in {elapsed:?}; chargebee {} requests (max {cb_max} in any \
-         minute), webcrm {} requests ({wc_faulted} answered 429/500, max {wc_max} in any \
-         minute); budget {BUDGET}/min each",
+         minute, budget {CB_BUDGET}; busiest window used {:.0}% of its allowance), webcrm {} \
+         requests ({wc_faulted} answered 429/500; max {wc_max} in any minute, budget \
+         {WC_BUDGET}; busiest window {:.0}%)",
         cb_times.len(),
+        cb_tight * 100.0,
         wc_times.len(),
+        wc_tight * 100.0,
     );
     w.shutdown().await;
 }

@@ -339,13 +339,15 @@ impl Drop for PrivatePostgres {
 /// For every pair of requests (arrival times), checks the outbound budget: no 60-second
 /// window holds more than `per_minute`, and no shorter window more than the limiter's burst
 /// plus its refill (`per_minute - burst` a minute) allow, with `slack` for network jitter.
-/// Returns the largest count seen in any 60-second window.
-pub fn check_budget(api: &str, times: &[Instant], per_minute: u32, slack: usize) -> usize {
+/// Returns the largest count seen in any 60-second window and the highest share of its
+/// allowance any window used.
+pub fn check_budget(api: &str, times: &[Instant], per_minute: u32, slack: usize) -> (usize, f64) {
     let mut times = times.to_vec();
     times.sort_unstable();
     let burst = (per_minute / 30).max(1) as f64;
     let refill = f64::from(per_minute) - burst;
     let mut max_minute = 0;
+    let mut tightest: f64 = 0.0;
     for i in 0..times.len() {
         for j in i..times.len() {
             let span = times[j].duration_since(times[i]).as_secs_f64();
@@ -355,6 +357,7 @@ pub fn check_budget(api: &str, times: &[Instant], per_minute: u32, slack: usize)
             let count = j - i + 1;
             max_minute = max_minute.max(count);
             let allowed = (burst + refill * span / 60.0).floor() as usize + slack;
+            tightest = tightest.max(count as f64 / allowed as f64);
             assert!(
                 count <= allowed,
                 "{api}: {count} requests within {span:.2} s; the budget of {per_minute}/min \
@@ -366,5 +369,5 @@ pub fn check_budget(api: &str, times: &[Instant], per_minute: u32, slack: usize)
         max_minute <= per_minute as usize,
         "{api}: {max_minute} requests in one minute, budget {per_minute}"
     );
-    max_minute
+    (max_minute, tightest)
 }
