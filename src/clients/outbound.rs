@@ -197,17 +197,23 @@ pub struct LimiterStatus {
 
 impl OutboundLimiter {
     /// A limiter allowing `per_minute` calls per minute (0 is treated as 1) with a burst of a
-    /// tenth of that (at least 1), so a sliding minute never sees much more than the budget.
+    /// thirtieth of that (at least 1).
     pub fn new(api: &'static str, per_minute: u32) -> Arc<Self> {
-        let burst = (per_minute / 10).max(1);
+        let burst = (per_minute / 30).max(1);
         Self::with_burst(api, per_minute, burst)
     }
 
-    /// A limiter with an explicit burst size (0 is treated as 1).
+    /// A limiter with an explicit burst size (0 is treated as 1, more than `per_minute` as
+    /// `per_minute`).
+    ///
+    /// A token bucket refilled at `per_minute` would let a sliding minute see the burst *plus*
+    /// `per_minute` calls. The bucket therefore refills at `per_minute - burst` a minute, so
+    /// that no 60-second window ever holds more than `per_minute` calls (for budgets above 1).
     pub fn with_burst(api: &'static str, per_minute: u32, burst: u32) -> Arc<Self> {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::per_minute(per_minute).allow_burst(burst);
+        let burst = NonZeroU32::new(burst.min(per_minute.get())).unwrap_or(NonZeroU32::MIN);
+        let refill = NonZeroU32::new(per_minute.get() - burst.get()).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_minute(refill).allow_burst(burst);
         Arc::new(Self {
             api,
             per_minute,

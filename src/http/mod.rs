@@ -103,7 +103,21 @@ fn request_span(req: &Request<Body>) -> tracing::Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+    let path = loggable_path(req.uri().path());
+    tracing::info_span!("request", method = %req.method(), uri = %path, request_id = %id)
+}
+
+/// The path as logged: the token that authenticates webCRM hooks
+/// (`/webhooks/webcrm/{entity}/{token}`) is a credential and is replaced.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const HOOKS: &str = "/webhooks/webcrm/";
+    match path.strip_prefix(HOOKS) {
+        Some(rest) if rest.contains('/') => {
+            let entity = rest.split('/').next().unwrap_or_default();
+            std::borrow::Cow::Owned(format!("{HOOKS}{entity}/[REDACTED]"))
+        }
+        _ => std::borrow::Cow::Borrowed(path),
+    }
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {

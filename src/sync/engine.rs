@@ -508,13 +508,12 @@ impl Run<'_> {
             .await?
         {
             Committed::Yes => {
-                if side == Side::Chargebee {
-                    // The person/organisation now exists and is linked: its intent is done.
-                    self.cx
-                        .store
-                        .clear_pending_create(self.name(), "webcrm", &source.id)
-                        .await?;
-                }
+                // The webCRM record made for this customer now exists and is linked (whichever
+                // side's job linked it): the intent is done.
+                self.cx
+                    .store
+                    .clear_pending_create(self.name(), "webcrm", &c.id)
+                    .await?;
                 Ok(Committed::Yes)
             }
             Committed::Stale => {

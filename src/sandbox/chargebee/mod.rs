@@ -355,6 +355,11 @@ impl SandboxHandle {
             .unwrap_or(0)
     }
 
+    /// When each request that reached an operation arrived (faulted ones included).
+    pub fn request_times(&self) -> Vec<Instant> {
+        self.shared.lock().request_times.clone()
+    }
+
     pub fn inject(&self, fault: Fault) {
         self.shared.lock().faults.push(fault);
     }
@@ -841,6 +846,7 @@ async fn serve(
     let (latency, fault) = {
         let mut st = shared.lock();
         *st.request_counts.entry(op.id.to_string()).or_default() += 1;
+        st.request_times.push(Instant::now());
         faults::take(&mut st.faults, op.id)
     };
     if let Some(delay) = latency {

@@ -379,6 +379,8 @@ pub struct State {
     pub clock_offset_ms: i64,
     pub idempotency: HashMap<String, IdempotentAnswer>,
     pub request_counts: BTreeMap<String, u64>,
+    /// Arrival time of every request counted in `request_counts`.
+    pub request_times: Vec<Instant>,
     pub write_counts: BTreeMap<String, u64>,
     pub faults: Vec<Fault>,
     /// Events waiting to be handed to the webhook sender.

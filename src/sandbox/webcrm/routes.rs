@@ -180,8 +180,10 @@ async fn gate(State(state): State<S>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let is_login = path.eq_ignore_ascii_case("/Auth/ApiLogin");
+    let at = std::time::Instant::now();
     let response = gate_inner(&state, req, next, is_login).await;
     state.record_call(RecordedCall {
+        at,
         method: method.to_string(),
         route: route_of(&path),
         path,

@@ -77,6 +77,8 @@ pub struct RecordedCall {
     pub route: String,
     /// Status answered.
     pub status: u16,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 /// One hook notification the sandbox sent (or tried to).
@@ -429,6 +431,11 @@ impl WebcrmSandboxState {
     /// Removes every fault plan.
     pub fn clear_faults(&self) {
         self.lock().faults.clear();
+    }
+
+    /// Every access token handed out so far (tests check that none reaches a log).
+    pub fn issued_access_tokens(&self) -> Vec<String> {
+        self.lock().tokens.keys().cloned().collect()
     }
 
     /// Expires every access token handed out so far (the next call gets a 401).

@@ -414,6 +414,33 @@ impl PersonsCustomers {
     }
 
     async fn create_customer(cx: &SyncContext, source: &Observed) -> Result<Created, SyncError> {
+        // A person the sync made for a customer whose link is not committed yet (the create
+        // was interrupted, or its job is still running): link to that customer rather than
+        // making a second one.
+        let marker_field = Self::marker_field(cx);
+        let made_for = source
+            .raw
+            .as_object()
+            .and_then(|m| {
+                m.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&marker_field))
+            })
+            .and_then(|(_, v)| v.as_str())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        if let Some(customer_id) = made_for {
+            let linked_elsewhere = cx
+                .store
+                .link_by_chargebee(NAME, customer_id)
+                .await?
+                .is_some_and(|link| link.webcrm_id != source.id);
+            // Linked to this person meanwhile: the commit finds the link and runs on it.
+            if !linked_elsewhere {
+                if let Some(customer) = read_customer(cx, customer_id).await? {
+                    return Ok(Created::Record(customer_observed(&customer)));
+                }
+            }
+        }
         let id = format!("wc-person-{}", source.id);
         check_limits(&source.fields, LIMITS)?;
         let params = customer_create(&id, &source.fields);
