@@ -186,7 +186,13 @@ async fn no_cookie_redirects_to_sign_in(backend: Backend) {
     ] {
         let resp = http.get(app.url(&path)).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::SEE_OTHER, "GET {path}");
-        assert_eq!(resp.headers()[LOCATION], "/console/sign-in", "GET {path}");
+        // The page asked for comes back after signing in.
+        let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+        assert_eq!(
+            resp.headers()[LOCATION],
+            format!("/console/sign-in?next={next}").as_str(),
+            "GET {path}"
+        );
     }
     let resp = http
         .post(app.url(&format!("/console/jobs/{job}/retry")))
@@ -231,6 +237,44 @@ async fn forged_and_expired_cookies_are_refused(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+}
+
+async fn sign_in_returns_to_the_page_asked_for_and_only_to_this_console(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let http = client();
+    let form = http
+        .get(app.url("/console/sign-in?next=%2Fconsole%2Fconflicts"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        form.contains(r#"name="next" value="/console/conflicts""#),
+        "{form}"
+    );
+    for (next, expected) in [
+        ("/console/conflicts", "/console/conflicts"),
+        (
+            "/console/records?q=ada%40example.com",
+            "/console/records?q=ada%40example.com",
+        ),
+        ("https://evil.example/console", "/console"),
+        ("//evil.example/console", "/console"),
+        ("/console//evil.example", "/console"),
+        ("/elsewhere", "/console"),
+        ("/console/sign-in", "/console"),
+    ] {
+        let resp = http
+            .post(app.url("/console/sign-in"))
+            .form(&[("token", ADMIN), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(resp.headers()[LOCATION], expected, "{next}");
+    }
 }
 
 async fn sign_in_sets_a_strict_cookie_and_a_wrong_token_waits(backend: Backend) {
@@ -648,6 +692,7 @@ on_both_backends!(
     no_cookie_redirects_to_sign_in,
     forged_and_expired_cookies_are_refused,
     sign_in_sets_a_strict_cookie_and_a_wrong_token_waits,
+    sign_in_returns_to_the_page_asked_for_and_only_to_this_console,
     the_cookie_is_secure_when_the_public_url_is_https,
     the_other_actions_change_what_they_say,
     a_post_without_the_csrf_token_is_refused_and_changes_nothing,

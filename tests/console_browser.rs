@@ -269,6 +269,9 @@ async fn an_operator_uses_the_console_in_a_browser() {
         .await
         .unwrap();
     click_button(&b, "Sign in").await;
+    // Back on the page first asked for, then to the overview.
+    assert_eq!(text_of(&b, "main h1").await, "Failed and dead jobs");
+    b.goto(&format!("{base}/console")).await.unwrap();
     assert_eq!(text_of(&b, "main h1").await, "Overview");
     assert_eq!(text_of(&b, "[data-k='persons_customers.dead']").await, "1");
     assert_eq!(

@@ -137,14 +137,23 @@ fn internal(e: ApiError) -> Response {
 
 // --- sign-in ---------------------------------------------------------------------------
 
-async fn sign_in_form() -> Response {
-    html(views::sign_in(None))
+#[derive(Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+async fn sign_in_form(Query(q): Query<Next>) -> Response {
+    html(views::sign_in(
+        None,
+        session::after_sign_in(q.next.as_deref()),
+    ))
 }
 
 #[derive(Deserialize)]
 struct SignIn {
     #[serde(default)]
     token: String,
+    next: Option<String>,
 }
 
 async fn sign_in(
@@ -155,13 +164,17 @@ async fn sign_in(
     let token = f.token.trim();
     if token.is_empty() || !state.config.is_admin_token(token) {
         tokio::time::sleep(SIGN_IN_DELAY).await;
-        return html(views::sign_in(Some("That is not one of the admin tokens.")));
+        return html(views::sign_in(
+            Some("That is not one of the admin tokens."),
+            session::after_sign_in(f.next.as_deref()),
+        ));
     }
     let cookie = session::set_cookie(
         &session::issue_now(token),
         session::over_https(&state, &headers),
     );
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/console")).into_response()
+    let to = session::after_sign_in(f.next.as_deref());
+    ([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response()
 }
 
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap, _: Checked) -> Response {

@@ -178,7 +178,40 @@ impl FromRequestParts<AppState> for Session {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         cookie_value(&parts.headers, COOKIE)
             .and_then(|v| verify(state, v))
-            .ok_or_else(|| Redirect::to(SIGN_IN).into_response())
+            .ok_or_else(|| {
+                // A page asked for comes back after sign-in; a refused POST does not replay.
+                // Under `/console` the router sees the path without its prefix.
+                let uri = parts
+                    .extensions
+                    .get::<axum::extract::OriginalUri>()
+                    .map_or(&parts.uri, |o| &o.0);
+                let to = match uri.path_and_query() {
+                    Some(pq) if parts.method == axum::http::Method::GET => {
+                        let next: String =
+                            url::form_urlencoded::byte_serialize(pq.as_str().as_bytes()).collect();
+                        format!("{SIGN_IN}?next={next}")
+                    }
+                    _ => SIGN_IN.to_owned(),
+                };
+                Redirect::to(&to).into_response()
+            })
+    }
+}
+
+/// Where to go after signing in: `next` when it is a console page of this site, else the
+/// overview (never another host: `//evil` and `https://…` are refused).
+pub fn after_sign_in(next: Option<&str>) -> &str {
+    match next {
+        Some(n)
+            if (n == "/console" || n.starts_with("/console/") || n.starts_with("/console?"))
+                && !n.contains("//")
+                && !n.contains('\\')
+                && n != SIGN_IN
+                && !n.starts_with("/console/sign-in") =>
+        {
+            n
+        }
+        _ => "/console",
     }
 }
 

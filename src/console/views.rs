@@ -107,7 +107,8 @@ pub fn labelled_action(
     }
 }
 
-pub fn sign_in(message: Option<&str>) -> Markup {
+/// The sign-in form; `next` is the (already checked) page to return to.
+pub fn sign_in(message: Option<&str>, next: &str) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -128,6 +129,7 @@ pub fn sign_in(message: Option<&str>) -> Markup {
                         input id="token" name="token" type="password" required
                             autocomplete="current-password"
                             aria-describedby=[message.map(|_| "signin-error")];
+                        input type="hidden" name="next" value=(next);
                         button type="submit" { "Sign in" }
                     }
                     p.hint { "Any of the tokens in ADMIN_TOKEN. The session lasts 8 hours." }
