@@ -17,9 +17,9 @@ use futures::TryStreamExt;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::clients::chargebee::{ChargebeeClient, Event, ListQuery};
+use crate::clients::chargebee::{Event, ListQuery};
 use crate::clients::outbound::ApiError;
-use crate::clients::webcrm::{parse_webcrm_datetime, row_id, QueryRow, Table, WebcrmClient};
+use crate::clients::webcrm::{parse_webcrm_datetime, row_id, QueryRow, Table};
 use crate::config::Config;
 use crate::intake::chargebee::{jobs_for, Envelope, SUBSCRIBED_EVENT_TYPES};
 use crate::intake::webcrm::{targets, HOOK_ENTITIES};
@@ -97,11 +97,7 @@ impl From<SyncError> for PollError {
 
 /// The `poll` job handler.
 pub struct Poller {
-    pub store: DynStore,
-    pub chargebee: Arc<ChargebeeClient>,
-    pub webcrm: Arc<WebcrmClient>,
-    pub config: Arc<Config>,
-    /// For the catalogue, which is compared through its pairing's mapping.
+    /// The store, both clients and the configuration the sync engine uses.
     pub cx: Arc<SyncContext>,
 }
 
@@ -161,13 +157,14 @@ fn overlap_secs() -> i64 {
 
 impl Poller {
     fn enabled(&self, pairing: &str) -> bool {
-        self.config.pairing(pairing).is_some_and(|p| p.enabled)
+        self.cx.config.pairing(pairing).is_some_and(|p| p.enabled)
     }
 
     /// Chargebee events since the cursor (unix seconds), stored and planned like webhooks.
     async fn chargebee_events(&self) -> Result<usize, PollError> {
         let started = Utc::now().timestamp();
         let cursor = self
+            .cx
             .store
             .cursor("chargebee", CHARGEBEE_EVENTS)
             .await?
@@ -178,7 +175,12 @@ impl Poller {
             .sort_asc("occurred_at")
             .is_in("event_type", SUBSCRIBED_EVENT_TYPES)
             .limit(100);
-        let events: Vec<Event> = self.chargebee.list_all_events(query).try_collect().await?;
+        let events: Vec<Event> = self
+            .cx
+            .chargebee
+            .list_all_events(query)
+            .try_collect()
+            .await?;
         let mut newest = cursor.unwrap_or(started);
         let mut stored = 0;
         for event in &events {
@@ -187,7 +189,8 @@ impl Poller {
                 stored += 1;
             }
         }
-        self.store
+        self.cx
+            .store
             .set_cursor("chargebee", CHARGEBEE_EVENTS, &newest.to_string(), now_ms())
             .await?;
         Ok(stored)
@@ -206,7 +209,7 @@ impl Poller {
         };
         let now = now_ms();
         let enabled = |p: &str| self.enabled(p);
-        let (jobs, ignored) = jobs_for(&envelope, &enabled, now, self.config.queue.max_attempts);
+        let (jobs, ignored) = jobs_for(&envelope, &enabled, now, self.cx.config.queue.max_attempts);
         let record = NewInboundEvent {
             source: "chargebee".into(),
             event_id: Some(envelope.id.clone()),
@@ -225,7 +228,7 @@ impl Poller {
             received_at: now,
         };
         Ok(matches!(
-            self.store.record_inbound(&record, &jobs, now).await?,
+            self.cx.store.record_inbound(&record, &jobs, now).await?,
             crate::store::Recorded::Stored { .. }
         ))
     }
@@ -245,6 +248,7 @@ impl Poller {
         let mut found = 0;
         for item in &items {
             let link = self
+                .cx
                 .store
                 .link_by_webcrm(products_items::NAME, &item.id)
                 .await?;
@@ -260,11 +264,12 @@ impl Poller {
                 id: item.id.clone(),
                 hint: json!({ "entity": CATALOGUE, "event_type": "Polled" }),
             }
-            .into_job(now, self.config.queue.max_attempts);
-            self.store.enqueue(&job, now).await?;
+            .into_job(now, self.cx.config.queue.max_attempts);
+            self.cx.store.enqueue(&job, now).await?;
             found += 1;
         }
-        self.store
+        self.cx
+            .store
             .set_cursor("webcrm", CATALOGUE, &items.len().to_string(), now_ms())
             .await?;
         Ok(found)
@@ -274,6 +279,7 @@ impl Poller {
     async fn webcrm_changes(&self, collection: &str, table: Table) -> Result<usize, PollError> {
         let started = Utc::now();
         let cursor: Option<DateTime<Utc>> = self
+            .cx
             .store
             .cursor("webcrm", collection)
             .await?
@@ -281,6 +287,7 @@ impl Poller {
             .map(|c| c.with_timezone(&Utc));
         let since = cursor.unwrap_or(started) - chrono::Duration::seconds(overlap_secs());
         let rows: Vec<QueryRow> = self
+            .cx
             .webcrm
             .changed_since::<QueryRow>(table, since)
             .try_collect()
@@ -304,13 +311,14 @@ impl Poller {
             }
             for target in targets(hook, &id.to_string(), Some("Polled")) {
                 if self.enabled(target.pairing) {
-                    let job = target.into_job(now, self.config.queue.max_attempts);
-                    self.store.enqueue(&job, now).await?;
+                    let job = target.into_job(now, self.cx.config.queue.max_attempts);
+                    self.cx.store.enqueue(&job, now).await?;
                     found += 1;
                 }
             }
         }
-        self.store
+        self.cx
+            .store
             .set_cursor("webcrm", collection, &newest.to_rfc3339(), now_ms())
             .await?;
         Ok(found)

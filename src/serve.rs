@@ -97,13 +97,7 @@ pub fn handlers(
         dispatcher = dispatcher
             .register(
                 crate::intake::POLL_JOB,
-                Arc::new(crate::poller::Poller {
-                    store: store.clone(),
-                    chargebee: cx.chargebee.clone(),
-                    webcrm: cx.webcrm.clone(),
-                    config: cx.config.clone(),
-                    cx: cx.clone(),
-                }),
+                Arc::new(crate::poller::Poller { cx: cx.clone() }),
             )
             .register(
                 crate::reconciler::RECONCILE_JOB,

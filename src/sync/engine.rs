@@ -286,8 +286,10 @@ impl Run<'_> {
             Side::Webcrm => (source, counterpart),
             Side::Chargebee => (counterpart, source),
         };
+        // Both were just read: the one that came back empty is the one that went.
+        let webcrm_gone = w.is_none();
         let (Some(w), Some(c)) = (w, c) else {
-            let gone = if self.missing_is(Side::Webcrm, &link).await? {
+            let gone = if webcrm_gone {
                 Side::Webcrm
             } else {
                 Side::Chargebee
@@ -396,19 +398,6 @@ impl Run<'_> {
             detail,
         )
         .await
-    }
-
-    /// Whether the webCRM record of the link is the missing one (re-read, cheap and rare).
-    async fn missing_is(&self, side: Side, link: &SyncLink) -> Result<bool, SyncError> {
-        let id = match side {
-            Side::Webcrm => &link.webcrm_id,
-            Side::Chargebee => &link.chargebee_id,
-        };
-        Ok(self
-            .pairing
-            .read(self.cx, side, id, &Value::Null)
-            .await?
-            .is_none())
     }
 
     /// Opens pending actions for what the target cannot take, closes those that agree again.
@@ -607,24 +596,21 @@ impl Run<'_> {
         }
     }
 
+    /// The Chargebee version the job's hint names and the one the link last synced.
+    fn hinted_and_synced(&self, link: &SyncLink) -> Option<(i64, i64)> {
+        let hinted = self.hint["resource_version"].as_i64()?;
+        let synced = link.chargebee_version.as_deref()?.parse::<i64>().ok()?;
+        Some((hinted, synced))
+    }
+
     /// Whether the job's hint names exactly the Chargebee version the link last synced.
     fn is_own_version(&self, link: &SyncLink) -> bool {
-        let hinted = self.hint["resource_version"].as_i64();
-        let synced = link
-            .chargebee_version
-            .as_deref()
-            .and_then(|v| v.parse::<i64>().ok());
-        matches!((hinted, synced), (Some(h), Some(s)) if h == s)
+        self.hinted_and_synced(link).is_some_and(|(h, s)| h == s)
     }
 
     /// Whether the job's hint names a Chargebee version older than the one already synced.
     fn stale_hint(&self, link: &SyncLink) -> bool {
-        let hinted = self.hint["resource_version"].as_i64();
-        let synced = link
-            .chargebee_version
-            .as_deref()
-            .and_then(|v| v.parse::<i64>().ok());
-        matches!((hinted, synced), (Some(h), Some(s)) if h < s)
+        self.hinted_and_synced(link).is_some_and(|(h, s)| h < s)
     }
 
     fn entry(

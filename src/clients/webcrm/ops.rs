@@ -164,21 +164,9 @@ impl WebcrmClient {
         marker_field: &str,
         marker: &str,
     ) -> Result<Option<i32>, ApiError> {
-        let query = Query::from(Table::Organisation)
-            .select(["OrganisationId", marker_field])
-            .filter(col(marker_field).eq(marker));
-        let rows: Vec<QueryRow> = self.query_rows(&query).try_collect().await?;
-        // The comparison in webCRM may ignore case; only an exact match counts.
-        let ids: Vec<i64> = rows
-            .iter()
-            .filter(|row| {
-                row.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(marker_field))
-                    .and_then(|(_, v)| v.as_str())
-                    == Some(marker)
-            })
-            .filter_map(|row| row_id(row, "OrganisationId"))
-            .collect();
+        let ids = self
+            .ids_where_text_is(Table::Organisation, marker_field, marker)
+            .await?;
         match ids.as_slice() {
             [] => Ok(None),
             [one] => id_of(*one, "organisation").map(Some),
@@ -192,6 +180,34 @@ impl WebcrmClient {
                 ),
             }),
         }
+    }
+
+    /// Ids of the `table` records whose text column `field` is exactly `value`, ascending
+    /// (the sync's markers: how a create finds what an interrupted attempt made).
+    pub async fn ids_where_text_is(
+        &self,
+        table: Table,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<i64>, ApiError> {
+        let id_column = table.id_column();
+        let query = Query::from(table)
+            .select([id_column, field])
+            .filter(col(field).eq(value));
+        let rows: Vec<QueryRow> = self.query_rows(&query).try_collect().await?;
+        // The comparison in webCRM may ignore case; only an exact match counts.
+        let mut ids: Vec<i64> = rows
+            .iter()
+            .filter(|row| {
+                row.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(field))
+                    .and_then(|(_, v)| v.as_str())
+                    == Some(value)
+            })
+            .filter_map(|row| row_id(row, id_column))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     // ----- Persons -------------------------------------------------------------------

@@ -18,7 +18,7 @@ use crate::clients::chargebee::{
     is_duplicate, InvoiceCharge, InvoiceForChargesCreate, ListQuery, Order, OrderCreate,
     OrderUpdate,
 };
-use crate::clients::webcrm::{col, Opportunity, Query, QuotationLine, Table};
+use crate::clients::webcrm::{Opportunity, QuotationLine, Table};
 use crate::intake::Side;
 
 use super::super::merge::{Fields, Flow, Observed, Rule};
@@ -571,21 +571,12 @@ impl OpportunitiesOrders {
         cx: &SyncContext,
         order: &Order,
     ) -> Result<Option<Observed>, SyncError> {
-        let query = Query::from(Table::Opportunity)
-            .select(["OpportunityId", "OpportunityErpId"])
-            .filter(col("OpportunityErpId").eq(order.id.as_str()));
-        let rows: Vec<crate::clients::webcrm::QueryRow> =
-            cx.webcrm.query_rows(&query).try_collect().await?;
-        let by_erp = rows
-            .iter()
-            .filter(|row| {
-                row.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("OpportunityErpId"))
-                    .and_then(|(_, v)| v.as_str())
-                    == Some(order.id.as_str())
-            })
-            .filter_map(|row| crate::clients::webcrm::row_id(row, "OpportunityId"))
-            .min();
+        let by_erp = cx
+            .webcrm
+            .ids_where_text_is(Table::Opportunity, "OpportunityErpId", &order.id)
+            .await?
+            .into_iter()
+            .next();
         if let Some(id) = by_erp {
             return Self::read_opportunity(cx, &id.to_string()).await;
         }

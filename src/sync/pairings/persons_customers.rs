@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use crate::clients::chargebee::{
     is_duplicate, AddressInput, BillingInfoUpdate, Customer, CustomerCreate, CustomerUpdate,
 };
-use crate::clients::webcrm::{col, Organisation, Person, Query, Table};
+use crate::clients::webcrm::{Organisation, Person, Table};
 use crate::intake::Side;
 
 use super::super::merge::{Fields, Flow, Observed, Rule};
@@ -365,22 +365,11 @@ impl PersonsCustomers {
         marker_field: &str,
         customer_id: &str,
     ) -> Result<Option<i32>, SyncError> {
-        let query = Query::from(Table::Person)
-            .select(["PersonId", marker_field])
-            .filter(col(marker_field).eq(customer_id));
-        let rows: Vec<crate::clients::webcrm::QueryRow> =
-            cx.webcrm.query_rows(&query).try_collect().await?;
-        Ok(rows
-            .iter()
-            .filter(|row| {
-                row.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(marker_field))
-                    .and_then(|(_, v)| v.as_str())
-                    == Some(customer_id)
-            })
-            .filter_map(|row| crate::clients::webcrm::row_id(row, "PersonId"))
-            .filter_map(|id| i32::try_from(id).ok())
-            .min())
+        let ids = cx
+            .webcrm
+            .ids_where_text_is(Table::Person, marker_field, customer_id)
+            .await?;
+        Ok(ids.into_iter().find_map(|id| i32::try_from(id).ok()))
     }
 
     /// The organisation named `name` (case-insensitive), created when there is none.
