@@ -65,6 +65,19 @@ fn calls(w: &World) -> (u64, u64, u64, u64) {
     )
 }
 
+/// Sandbox requests so far by operation: Chargebee operation ids, webCRM `METHOD /Route`
+/// (logins excluded).
+fn operations(w: &World) -> std::collections::BTreeMap<String, u64> {
+    let mut ops = w.cb.handle().request_counts();
+    for c in w.wc.state().calls() {
+        if c.route != "/Auth/ApiLogin" {
+            *ops.entry(format!("webcrm {} {}", c.method, c.route))
+                .or_default() += 1;
+        }
+    }
+    ops
+}
+
 struct Pair {
     person: i64,
     customer: String,
@@ -339,6 +352,7 @@ async fn run() {
     // Latency under the budget: paced changes.
     let mut changes = Vec::with_capacity(latency_changes);
     let before = calls(&w);
+    let before_ops = operations(&w);
     for i in 0..latency_changes {
         changes.push(make(&w, &pairs, i, "L").await);
         watch_for(&w, &pairs, &mut changes, Duration::from_millis(200)).await;
@@ -365,6 +379,18 @@ async fn run() {
         );
     }
     println!("latency phase: {per_change:.2} API calls per change (echo reads included)");
+    let after_ops = operations(&w);
+    let spent: Vec<String> = after_ops
+        .iter()
+        .filter_map(|(op, n)| {
+            let d = n - before_ops.get(op).copied().unwrap_or(0);
+            (d > 0).then(|| format!("{op} {:.2}", d as f64 / latency_changes as f64))
+        })
+        .collect();
+    println!(
+        "latency phase, calls per change by operation: {}",
+        spent.join(", ")
+    );
 
     throughput(
         &w,

@@ -226,6 +226,7 @@ impl Poller {
             }),
             body: serde_json::to_string(event).ok(),
             received_at: now,
+            subject: None,
         };
         Ok(matches!(
             self.cx.store.record_inbound(&record, &jobs, now).await?,

@@ -186,6 +186,7 @@ impl TestApp {
             detail: (outcome == "rejected").then(|| "bad signature".to_string()),
             body: Some(json!({ "id": "ev", "event_type": event_type }).to_string()),
             received_at: at,
+            subject: None,
         };
         let recorded = self.store.record_inbound(&e, &[], now_ms()).await.unwrap();
         assert_eq!(recorded, Recorded::Stored { jobs: vec![] });

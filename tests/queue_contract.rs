@@ -62,6 +62,68 @@ async fn enqueue_same_key_collapses_into_one_waiting_job(backend: Backend) {
     assert_eq!(waiting(&store).await, 2);
 }
 
+/// Chargebee events for one record can arrive out of order and merge into one waiting job:
+/// the job keeps the payload naming the newest `resource_version`, through both the plain
+/// enqueue and the intake's event-and-jobs statement.
+async fn merging_keeps_the_payload_of_the_newest_chargebee_version(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let versioned = |v: serde_json::Value| {
+        let mut j = job("sync:rec", T0);
+        j.payload = json!({ "side": "chargebee", "id": "c1", "hint": { "resource_version": v } });
+        j
+    };
+    let version_of = |id: i64| {
+        let store = store.clone();
+        async move {
+            store.get_job(id).await.unwrap().unwrap().payload_json()["hint"]["resource_version"]
+                .clone()
+        }
+    };
+    let id = store.enqueue(&versioned(json!(5)), T0).await.unwrap();
+    store.enqueue(&versioned(json!(3)), T0).await.unwrap();
+    assert_eq!(
+        version_of(id).await,
+        json!(5),
+        "an older event does not replace it"
+    );
+    let event = |n: i64| wcs::store::NewInboundEvent {
+        source: "chargebee".into(),
+        event_id: Some(format!("ev_{n}")),
+        event_type: Some("customer_changed".into()),
+        outcome: "accepted".into(),
+        detail: None,
+        body: None,
+        received_at: T0,
+        subject: None,
+    };
+    store
+        .record_inbound(&event(7), &[versioned(json!(7))], T0)
+        .await
+        .unwrap();
+    assert_eq!(version_of(id).await, json!(7), "a newer one does");
+    store
+        .record_inbound(&event(6), &[versioned(json!(6))], T0)
+        .await
+        .unwrap();
+    assert_eq!(version_of(id).await, json!(7));
+    // A payload without a number for a version (a dependency's, or a malformed hint) does
+    // not displace a versioned one, and breaks nothing.
+    store.enqueue(&versioned(json!("x")), T0).await.unwrap();
+    store.enqueue(&job("sync:rec", T0), T0).await.unwrap();
+    assert_eq!(version_of(id).await, json!(7));
+    assert_eq!(waiting(&store).await, 1);
+    // Without versions the newest payload still wins, as before.
+    let plain = store.enqueue(&job("sync:other", T0), T0).await.unwrap();
+    let mut newer = job("sync:other", T0);
+    newer.payload = json!({ "newest": true });
+    store.enqueue(&newer, T0).await.unwrap();
+    assert_eq!(
+        store.get_job(plain).await.unwrap().unwrap().payload_json(),
+        json!({ "newest": true })
+    );
+}
+
 async fn claim_takes_only_due_jobs_in_order(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
@@ -595,6 +657,7 @@ async fn handler_panic_is_a_retryable_failure(backend: Backend) {
 
 on_both_backends!(
     enqueue_same_key_collapses_into_one_waiting_job,
+    merging_keeps_the_payload_of_the_newest_chargebee_version,
     claim_takes_only_due_jobs_in_order,
     complete_removes_the_job_only_for_its_holder,
     two_workers_on_separate_pools_never_claim_the_same_job,

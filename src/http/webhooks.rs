@@ -87,6 +87,7 @@ pub async fn chargebee(State(state): State<AppState>, headers: HeaderMap, body: 
                 detail: Some(message.clone()),
                 body: None,
                 received_at: now,
+                subject: None,
             };
             if let Err(e) = store(&state, "chargebee", event, Vec::new()).await {
                 return e.into_response();
@@ -111,6 +112,7 @@ pub async fn chargebee(State(state): State<AppState>, headers: HeaderMap, body: 
         detail: ignored.map(str::to_string),
         body: Some(String::from_utf8_lossy(verified.raw()).into_owned()),
         received_at: now,
+        subject: None,
     };
     match store(&state, "chargebee", event, jobs).await {
         Ok(Recorded::Duplicate) => {
@@ -184,6 +186,10 @@ pub async fn webcrm(
         },
         body: Some(String::from_utf8_lossy(&body).into_owned()),
         received_at: now,
+        subject: note
+            .id
+            .as_ref()
+            .map(|id| webcrm::hook_subject(hook.collection, id)),
     };
     match store(&state, "webcrm", event, jobs).await {
         Ok(recorded) => {

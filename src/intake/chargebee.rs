@@ -156,6 +156,8 @@ pub fn plan(event: &Envelope) -> Plan {
                 .content
                 .get(resource)
                 .and_then(|r| r.get("resource_version"))
+                // Only a number orders events (and the queue compares it when jobs merge).
+                .filter(|v| v.is_i64())
                 .cloned()
                 .unwrap_or(Value::Null);
             let hint = json!({

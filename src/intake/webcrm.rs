@@ -172,6 +172,11 @@ pub fn pairing_collection(pairing: &str) -> Option<&'static str> {
     }
 }
 
+/// How a hook's record is named in the inbox (`Persons/123`), to count the hooks it got.
+pub fn hook_subject(collection: &str, id: &str) -> String {
+    format!("{collection}/{id}")
+}
+
 pub fn targets(entity: &HookEntity, id: &str, event_type: Option<&str>) -> Vec<SyncTarget> {
     entity
         .pairings
@@ -182,7 +187,7 @@ pub fn targets(entity: &HookEntity, id: &str, event_type: Option<&str>) -> Vec<S
             id: if pairing_collection(p) == Some(entity.collection) {
                 id.to_string()
             } else {
-                format!("{}/{id}", entity.collection)
+                hook_subject(entity.collection, id)
             },
             hint: json!({ "entity": entity.collection, "event_type": event_type }),
         })

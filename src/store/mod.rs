@@ -153,6 +153,8 @@ pub struct NewInboundEvent {
     pub detail: Option<String>,
     pub body: Option<String>,
     pub received_at: Millis,
+    /// The record a webCRM hook named (`Persons/123`); `None` for Chargebee events.
+    pub subject: Option<String>,
 }
 
 /// What [`Store::record_inbound`] did.
@@ -371,8 +373,8 @@ mod sql {
          where id = $1";
 
     pub const INSERT_INBOUND: &str = "insert into inbound_events
-            (source, event_id, event_type, outcome, detail, body, received_at)
-         values ($1, $2, $3, $4, $5, $6, $7)
+            (source, event_id, event_type, outcome, detail, body, received_at, subject)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
          on conflict (source, event_id) where event_id is not null do nothing
          returning id";
 
@@ -397,15 +399,29 @@ mod sql {
     pub const PAUSED_PAIRINGS: &str =
         "select pairing from pairing_state where paused order by pairing";
 
-    /// Insert-or-merge; `{min}` is the dialect's two-argument minimum.
-    pub fn enqueue(min: &str) -> String {
+    /// The payload a waiting job keeps when another job with its key is enqueued: the newer
+    /// one, unless the waiting one names a newer Chargebee `resource_version` (events can
+    /// arrive out of order, and the engine may use the newest event's content as the
+    /// record). `version` extracts a payload's hinted version as a number, or null.
+    pub fn merged_payload(version: fn(&str) -> String) -> String {
+        format!(
+            "case when coalesce({}, 0) > coalesce({}, 0) then jobs.payload
+                  else excluded.payload end",
+            version("jobs.payload"),
+            version("excluded.payload")
+        )
+    }
+
+    /// Insert-or-merge; `{min}` is the dialect's two-argument minimum, `payload` the
+    /// [`merged_payload`] expression.
+    pub fn enqueue(min: &str, payload: &str) -> String {
         format!(
             "insert into jobs (kind, pairing, dedupe_key, payload, state, attempts, max_attempts,
                                run_at, created_at, updated_at)
              values ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $7)
              on conflict (dedupe_key) where state in ('pending', 'failed') do update
                 set run_at = {min}(jobs.run_at, excluded.run_at),
-                    payload = excluded.payload,
+                    payload = {payload},
                     updated_at = excluded.updated_at
              returning id"
         )
@@ -425,16 +441,20 @@ mod sql {
 /// The statements whose text differs between the backends, built once per backend.
 struct Dialect {
     enqueue: String,
+    merged_payload: String,
     claim: String,
     held_job: String,
     get_job: String,
 }
 
 impl Dialect {
-    /// `min`: the two-argument minimum function; `lock_due`/`lock_held`: row-locking suffixes.
-    fn new(min: &str, lock_due: &str, lock_held: &str) -> Self {
+    /// `min`: the two-argument minimum function; `lock_due`/`lock_held`: row-locking
+    /// suffixes; `version`: a payload's hinted `resource_version` (see `sql::merged_payload`).
+    fn new(min: &str, lock_due: &str, lock_held: &str, version: fn(&str) -> String) -> Self {
+        let merged_payload = sql::merged_payload(version);
         Dialect {
-            enqueue: sql::enqueue(min),
+            enqueue: sql::enqueue(min, &merged_payload),
+            merged_payload,
             claim: sql::claim(&format!("{}{lock_due}", sql::DUE_JOBS)),
             held_job: format!("{}{lock_held}", sql::HELD_JOB),
             get_job: format!("select {} from jobs where id = $1", sql::JOB_COLUMNS),

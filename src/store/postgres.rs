@@ -12,8 +12,22 @@ use super::{sql, Backend, Dialect, Millis, NewInboundEvent, NewJob, Recorded, St
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 // SKIP LOCKED lets replicas claim side by side without waiting on each other's rows.
-static DIALECT: LazyLock<Dialect> =
-    LazyLock::new(|| Dialect::new("least", " for update skip locked", " for update"));
+static DIALECT: LazyLock<Dialect> = LazyLock::new(|| {
+    Dialect::new(
+        "least",
+        " for update skip locked",
+        " for update",
+        hinted_version,
+    )
+});
+
+/// A job payload's hinted Chargebee version, null unless it is a JSON number.
+fn hinted_version(payload: &str) -> String {
+    format!(
+        "(case when jsonb_typeof(({payload})::jsonb #> '{{hint,resource_version}}') = 'number'
+               then (({payload})::jsonb #>> '{{hint,resource_version}}')::numeric end)"
+    )
+}
 
 static INSERT_EVENT_AND_JOBS: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -21,19 +35,20 @@ static INSERT_EVENT_AND_JOBS: LazyLock<String> = LazyLock::new(|| {
          queued as (
             insert into jobs (kind, pairing, dedupe_key, payload, state, attempts, max_attempts,
                               run_at, created_at, updated_at)
-            select k, p, d, pl, 'pending', 0, m, r, $8, $8
-            from unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int[],
-                        $14::bigint[]) as t(k, p, d, pl, m, r)
+            select k, p, d, pl, 'pending', 0, m, r, $9, $9
+            from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::int[],
+                        $15::bigint[]) as t(k, p, d, pl, m, r)
             where exists (select 1 from event)
             on conflict (dedupe_key) where state in ('pending', 'failed') do update
                set run_at = least(jobs.run_at, excluded.run_at),
-                   payload = excluded.payload,
+                   payload = {},
                    updated_at = excluded.updated_at
             returning id
          )
          select exists (select 1 from event) as stored,
                 coalesce((select array_agg(id) from queued), '{{}}') as jobs",
-        sql::INSERT_INBOUND
+        sql::INSERT_INBOUND,
+        DIALECT.merged_payload
     )
 });
 
@@ -91,6 +106,7 @@ impl PgStore {
             .bind(&event.detail)
             .bind(&event.body)
             .bind(event.received_at)
+            .bind(&event.subject)
             .bind(now)
             .bind(jobs.iter().map(|j| j.kind.clone()).collect::<Vec<_>>())
             .bind(jobs.iter().map(|j| j.pairing.clone()).collect::<Vec<_>>())

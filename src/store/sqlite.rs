@@ -21,7 +21,15 @@ use super::{
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-static DIALECT: LazyLock<Dialect> = LazyLock::new(|| Dialect::new("min", "", ""));
+static DIALECT: LazyLock<Dialect> = LazyLock::new(|| Dialect::new("min", "", "", hinted_version));
+
+/// A job payload's hinted Chargebee version, null unless it is a JSON number.
+fn hinted_version(payload: &str) -> String {
+    format!(
+        "(case when json_type({payload}, '$.hint.resource_version') in ('integer', 'real')
+               then json_extract({payload}, '$.hint.resource_version') end)"
+    )
+}
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -92,6 +100,7 @@ impl SqliteStore {
             .bind(&event.detail)
             .bind(&event.body)
             .bind(event.received_at)
+            .bind(&event.subject)
             .fetch_optional(&mut *tx)
             .await?;
         if inserted.is_none() {

@@ -21,6 +21,8 @@ pub struct SyncLink {
     pub chargebee_version: Option<String>,
     pub revision: i64,
     pub tombstoned_at: Option<Millis>,
+    /// When the sync last wrote the webCRM record (just before the write).
+    pub webcrm_written_at: Option<Millis>,
 }
 
 /// The commit point of a sync job: the link (new, or the one read at `expected`), its new
@@ -35,6 +37,9 @@ pub struct LinkCommit {
     pub snapshot: String,
     pub webcrm_version: Option<String>,
     pub chargebee_version: Option<String>,
+    /// Set when this sync wrote the webCRM record: the instant just before the write.
+    /// `None` keeps the link's earlier mark.
+    pub webcrm_written_at: Option<Millis>,
     /// The log entry; its link id is filled in.
     pub log: NewSyncLog,
 }
@@ -149,6 +154,12 @@ pub trait SyncStore: Send + Sync {
         prefix: &str,
     ) -> StoreResult<Vec<SyncLink>>;
     async fn commit_link(&self, commit: &LinkCommit, now: Millis) -> StoreResult<CommitOutcome>;
+    /// Clears the link's webCRM write mark if it is still `written_at`; whether it did.
+    async fn take_webcrm_echo(&self, link_id: i64, written_at: Millis) -> StoreResult<bool>;
+    /// How many webCRM hooks named `subject` (`Persons/123`) arrived at or after `since`.
+    async fn hooks_since(&self, subject: &str, since: Millis) -> StoreResult<i64>;
+    /// The stored body of one inbound event, while the inbox keeps it.
+    async fn inbound_body(&self, source: &str, event_id: &str) -> StoreResult<Option<String>>;
     /// Marks the link's record as gone (idempotent) and logs why.
     async fn tombstone_link(&self, id: i64, log: &NewSyncLog, now: Millis) -> StoreResult<()>;
 
@@ -202,7 +213,7 @@ pub trait SyncStore: Send + Sync {
 macro_rules! sync_link_columns {
     () => {
         "id, pairing, webcrm_id, chargebee_id, snapshot, webcrm_version, chargebee_version, \
-         revision, tombstoned_at"
+         revision, tombstoned_at, webcrm_written_at"
     };
 }
 
@@ -226,12 +237,12 @@ pub(crate) mod sql {
     pub const UPDATE_LINK: &str = "update links
          set webcrm_id = $3, chargebee_id = $4, snapshot = $5, webcrm_version = $6,
              chargebee_version = $7, last_synced_at = $8, revision = revision + 1,
-             tombstoned_at = null
+             tombstoned_at = null, webcrm_written_at = coalesce($9, webcrm_written_at)
          where id = $1 and revision = $2";
     pub const INSERT_LINK: &str = "insert into links
             (pairing, webcrm_id, chargebee_id, snapshot, webcrm_version, chargebee_version,
-             created_at, last_synced_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $7)
+             created_at, last_synced_at, webcrm_written_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $7, $8)
          returning id";
     pub const TOMBSTONE_LINK: &str = "update links
          set tombstoned_at = coalesce(tombstoned_at, $2), revision = revision + 1 where id = $1";
@@ -254,6 +265,12 @@ pub(crate) mod sql {
          values ($1, $2, $3, $4)
          on conflict (source, entity) do update
             set value = excluded.value, updated_at = excluded.updated_at";
+    pub const TAKE_WEBCRM_ECHO: &str =
+        "update links set webcrm_written_at = null where id = $1 and webcrm_written_at = $2";
+    pub const HOOKS_SINCE: &str = "select count(*) from inbound_events
+         where source = 'webcrm' and subject = $1 and received_at >= $2";
+    pub const INBOUND_BODY: &str =
+        "select body from inbound_events where source = $1 and event_id = $2";
     pub const CLOSE_PENDING_ACTION_FOR: &str = "update pending_actions
          set closed_at = $4, closed_reason = $5, updated_at = $4
          where pairing = $1 and kind = $2 and subject = $3 and closed_at is null";
@@ -328,6 +345,7 @@ macro_rules! impl_sync_store {
                             .bind(&c.webcrm_version)
                             .bind(&c.chargebee_version)
                             .bind(now)
+                            .bind(c.webcrm_written_at)
                             .execute(&mut *tx)
                             .await;
                         match done {
@@ -349,6 +367,7 @@ macro_rules! impl_sync_store {
                                 .bind(&c.webcrm_version)
                                 .bind(&c.chargebee_version)
                                 .bind(now)
+                                .bind(c.webcrm_written_at)
                                 .fetch_one(&mut *tx)
                                 .await;
                         match inserted {
@@ -365,6 +384,47 @@ macro_rules! impl_sync_store {
                     .await?;
                 tx.commit().await?;
                 Ok(CommitOutcome::Committed { link_id })
+            }
+
+            async fn take_webcrm_echo(
+                &self,
+                link_id: i64,
+                written_at: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<bool> {
+                let _writer = self.write_guard().await;
+                let done = sqlx::query($crate::store::sync::sql::TAKE_WEBCRM_ECHO)
+                    .bind(link_id)
+                    .bind(written_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn hooks_since(
+                &self,
+                subject: &str,
+                since: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<i64> {
+                Ok(sqlx::query_scalar($crate::store::sync::sql::HOOKS_SINCE)
+                    .bind(subject)
+                    .bind(since)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn inbound_body(
+                &self,
+                source: &str,
+                event_id: &str,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                Ok(
+                    sqlx::query_scalar::<_, Option<String>>($crate::store::sync::sql::INBOUND_BODY)
+                        .bind(source)
+                        .bind(event_id)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .flatten(),
+                )
             }
 
             async fn tombstone_link(

@@ -9,6 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use crate::intake::chargebee::parse_envelope;
+use crate::intake::webcrm::{hook_subject, pairing_collection};
 use crate::intake::{Side, SyncTarget};
 use crate::queue::{JobHandler, Outcome};
 use crate::store::admin::{NewConflict, NewPendingAction, NewSyncLog};
@@ -23,6 +25,10 @@ use super::rekey::outcome_of;
 const DEPENDENCY_WAIT: Duration = Duration::from_secs(2);
 /// How long a job waits after another job changed its link under it.
 const STALE_WAIT: Duration = Duration::from_millis(50);
+/// How long after the sync wrote a webCRM record a single hook for it counts as that
+/// write's echo. Past it the hook is read as any other; a real edit taken for an echo
+/// within it (only when the echo itself was lost) is found by the next poll.
+const WEBCRM_ECHO_WINDOW_MS: i64 = 120_000;
 
 /// Routes `sync` jobs to their pairing's module.
 pub struct SyncEngine {
@@ -181,10 +187,12 @@ struct Run<'a> {
     forced: &'a Fields,
 }
 
-/// Each side's version marker as stored on the link.
+/// Each side's version marker as stored on the link, and when the webCRM record was
+/// written (if it was).
 struct Versions {
     webcrm: Option<String>,
     chargebee: Option<String>,
+    webcrm_written_at: Option<i64>,
 }
 
 /// What became of a commit attempt.
@@ -217,25 +225,35 @@ impl Run<'_> {
         }
         let link = self.link_of(side, id).await?;
         let Some(live) = link.as_ref().filter(|l| l.tombstoned_at.is_none()) else {
-            if link.is_none() && self.pairing.belongs_elsewhere(side, id) {
+            // The pair was broken before, or the record belongs to another pairing.
+            if link.is_some() || self.pairing.belongs_elsewhere(side, id) {
                 return Ok(Committed::Yes);
             }
-            let source = self.pairing.read(self.cx, side, id, self.hint).await?;
-            return match (link, source) {
-                // The pair was broken before, or the record went before it was ever linked.
-                (Some(_), _) | (None, None) => Ok(Committed::Yes),
-                (None, Some(source)) => self.create_counterpart(side, source).await,
+            let source = match self.record_in_event(None, side, id).await? {
+                Some(observed) => Some(observed),
+                None => self.pairing.read(self.cx, side, id, self.hint).await?,
+            };
+            return match source {
+                // The record went before it was ever linked.
+                None => Ok(Committed::Yes),
+                Some(source) => self.create_counterpart(side, source).await,
             };
         };
-        if side == Side::Chargebee && self.is_own_version(live) {
+        let echo = match side {
             // The event carries exactly the version this link last synced (usually our own
             // write coming back): nothing can have changed, not even worth a read.
+            Side::Chargebee => self.is_own_version(live),
+            Side::Webcrm => self.is_webcrm_echo(live).await?,
+        };
+        if echo {
             tracing::debug!(
                 pairing = self.name(),
                 link = live.id,
-                "echo of a synced version"
+                side = side.as_str(),
+                "echo of our own write"
             );
-            metrics::counter!("sync_echoes_skipped_total", "pairing" => self.name()).increment(1);
+            metrics::counter!("sync_echoes_skipped_total", "pairing" => self.name(), "side" => side.as_str())
+                .increment(1);
             return Ok(Committed::Yes);
         }
         // The job for the pair's other record may be at it: one job per pair reads, writes
@@ -245,10 +263,9 @@ impl Run<'_> {
         };
         let result = async {
             // Read again under the hold: the other job may have committed meanwhile.
-            let link = self.link_of(side, id).await?;
-            let source = self.pairing.read(self.cx, side, id, self.hint).await?;
-            match link {
+            match self.link_of(side, id).await? {
                 Some(link) if link.tombstoned_at.is_none() => {
+                    let source = self.read_source(&link, side, id).await?;
                     self.sync_linked(link, side, source).await
                 }
                 _ => Ok(Committed::Stale),
@@ -266,6 +283,110 @@ impl Run<'_> {
         })
     }
 
+    /// Whether the job was started by a notification of its record (a Chargebee event, a
+    /// webCRM hook or a poll that saw it change), rather than by `resync`, the reconciler,
+    /// a waiting record, an expansion or an operator: only then does the record stand for
+    /// a change of its own, and the link's snapshot may stand in for what it did not touch.
+    fn notified(&self) -> bool {
+        self.forced.is_empty()
+            && (self.hint["event_id"].is_string() || self.hint["entity"].is_string())
+    }
+
+    /// Reads one side of a linked pair; `snapshot` is the link's.
+    async fn read_linked(
+        &self,
+        snapshot: &Snapshot,
+        side: Side,
+        id: &str,
+        hint: &Value,
+    ) -> Result<Option<Observed>, SyncError> {
+        if !self.notified() {
+            return self.pairing.read(self.cx, side, id, hint).await;
+        }
+        let known = match side {
+            Side::Webcrm => &snapshot.webcrm,
+            Side::Chargebee => &snapshot.chargebee,
+        };
+        self.pairing
+            .read_known(self.cx, side, id, hint, known)
+            .await
+    }
+
+    /// The job's own record. A Chargebee event newer than the link's version carries the
+    /// whole record as of that version (the queue keeps the newest event of a record when
+    /// jobs merge), so where the pairing can take it from there it is not read again.
+    async fn read_source(
+        &self,
+        link: &SyncLink,
+        side: Side,
+        id: &str,
+    ) -> Result<Option<Observed>, SyncError> {
+        if let Some(observed) = self.record_in_event(Some(link), side, id).await? {
+            return Ok(Some(observed));
+        }
+        let snapshot = Snapshot::parse(&link.snapshot);
+        self.read_linked(&snapshot, side, id, self.hint).await
+    }
+
+    /// The Chargebee record as the job's stored event shows it, when the event names this
+    /// record's version and, for a linked record, is newer than what the link synced.
+    async fn record_in_event(
+        &self,
+        link: Option<&SyncLink>,
+        side: Side,
+        id: &str,
+    ) -> Result<Option<Observed>, SyncError> {
+        let (Side::Chargebee, Some(event_id), Some(hinted), true) = (
+            side,
+            self.hint["event_id"].as_str(),
+            self.hint["resource_version"].as_i64(),
+            self.forced.is_empty(),
+        ) else {
+            return Ok(None);
+        };
+        // With the link's version unknown (a write that did not return one), the event may
+        // predate our own write.
+        if link.is_some_and(|l| self.hinted_and_synced(l).is_none_or(|(h, s)| h <= s)) {
+            return Ok(None);
+        }
+        let Some(body) = self.cx.store.inbound_body("chargebee", event_id).await? else {
+            return Ok(None);
+        };
+        let Ok(event) = parse_envelope(body.as_bytes()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .pairing
+            .record_from_event(id, &event.content)
+            .filter(|o| o.version.as_deref() == Some(hinted.to_string().as_str())))
+    }
+
+    /// Whether a webCRM hook job is the echo of the sync's own write: the link was written
+    /// within [`WEBCRM_ECHO_WINDOW_MS`], this is the only hook the record got since, and
+    /// no other job took that echo first. webCRM hooks carry no version, so the count of
+    /// hooks is what tells a write's echo from an edit made after it.
+    async fn is_webcrm_echo(&self, link: &SyncLink) -> Result<bool, SyncError> {
+        let from_hook = self.hint["entity"].as_str() == pairing_collection(self.name())
+            && self.forced.is_empty()
+            && !self.hint["event_type"]
+                .as_str()
+                .is_some_and(|t| t == "Polled" || t.to_ascii_lowercase().starts_with("delete"));
+        let Some(written_at) = link.webcrm_written_at.filter(|_| from_hook) else {
+            return Ok(false);
+        };
+        let Some(collection) = pairing_collection(self.name()) else {
+            return Ok(false);
+        };
+        if now_ms() - written_at > WEBCRM_ECHO_WINDOW_MS {
+            return Ok(false);
+        }
+        let subject = hook_subject(collection, &link.webcrm_id);
+        if self.cx.store.hooks_since(&subject, written_at).await? != 1 {
+            return Ok(false);
+        }
+        Ok(self.cx.store.take_webcrm_echo(link.id, written_at).await?)
+    }
+
     /// A linked pair: re-read the counterpart, merge, write, commit.
     async fn sync_linked(
         &self,
@@ -273,14 +394,27 @@ impl Run<'_> {
         side: Side,
         source: Option<Observed>,
     ) -> Result<Committed, SyncError> {
+        let snapshot = Snapshot::parse(&link.snapshot);
+        let own = match side {
+            Side::Webcrm => &snapshot.webcrm,
+            Side::Chargebee => &snapshot.chargebee,
+        };
+        let unchanged = source
+            .as_ref()
+            .is_some_and(|s| merge::unchanged(self.pairing.rules(), own, &s.fields));
+        if unchanged && self.notified() {
+            // The record is as last synced: whatever changed on the other side is its own
+            // job's to carry (its notification, or the poll that finds it).
+            tracing::debug!(pairing = self.name(), link = link.id, "unchanged");
+            return Ok(Committed::Yes);
+        }
         let counterpart_side = other(side);
         let counterpart_id = match counterpart_side {
             Side::Webcrm => link.webcrm_id.clone(),
             Side::Chargebee => link.chargebee_id.clone(),
         };
         let counterpart = self
-            .pairing
-            .read(self.cx, counterpart_side, &counterpart_id, &Value::Null)
+            .read_linked(&snapshot, counterpart_side, &counterpart_id, &Value::Null)
             .await?;
         let (w, c) = match side {
             Side::Webcrm => (source, counterpart),
@@ -330,7 +464,6 @@ impl Run<'_> {
             );
             return Ok(Committed::Yes);
         };
-        let snapshot = Snapshot::parse(&link.snapshot);
         let plan = merge::merge_forcing(self.pairing.rules(), &snapshot, &w, &c, self.forced);
         let stale_hint = self.stale_hint(&link);
         if plan.writes_nothing()
@@ -548,8 +681,10 @@ impl Run<'_> {
         let mut versions = Versions {
             webcrm: w.version.clone(),
             chargebee: c.version.clone(),
+            webcrm_written_at: None,
         };
         if !plan.webcrm.is_empty() {
+            versions.webcrm_written_at = Some(now_ms());
             versions.webcrm = self
                 .pairing
                 .write(self.cx, Side::Webcrm, w, &plan.webcrm)
@@ -583,6 +718,7 @@ impl Run<'_> {
             snapshot: snapshot.to_text(),
             webcrm_version: versions.webcrm,
             chargebee_version: versions.chargebee,
+            webcrm_written_at: versions.webcrm_written_at,
             log: self.entry(&w.id, &c.id, action, detail),
         };
         match self.cx.store.commit_link(&commit, now_ms()).await? {

@@ -278,6 +278,12 @@ pub fn merge_forcing(
     plan
 }
 
+/// Whether a side's record holds, in every field of the pairing, what that side held at
+/// the last sync (`own`, its half of the snapshot).
+pub fn unchanged(rules: &[Rule], own: &Fields, now: &Fields) -> bool {
+    rules.iter().all(|r| get(now, r.field) == get(own, r.field))
+}
+
 /// Whether the snapshot shows the two sides apart on `f` (an open report).
 fn changed_since_agreed(snapshot: &Snapshot, f: &str) -> bool {
     get(&snapshot.webcrm, f) != get(&snapshot.chargebee, f)
@@ -417,6 +423,24 @@ mod tests {
         assert_eq!(p.webcrm, fields(json!({"name": "c"})));
         assert_eq!(p.conflicts[0].winner, Winner::Chargebee);
         assert_eq!(p.conflicts[0].webcrm, json!("w"));
+    }
+
+    #[test]
+    fn unchanged_compares_every_rule_field_and_reads_missing_as_unset() {
+        let rules = [Rule::both("a"), Rule::to_chargebee("b")];
+        let own: Fields = [("a".to_owned(), json!("x"))].into_iter().collect();
+        let same: Fields = [("a".to_owned(), json!("x")), ("b".to_owned(), Value::Null)]
+            .into_iter()
+            .collect();
+        assert!(unchanged(&rules, &own, &same));
+        let other_b: Fields = [("a".to_owned(), json!("x")), ("b".to_owned(), json!("y"))]
+            .into_iter()
+            .collect();
+        assert!(!unchanged(&rules, &own, &other_b));
+        let not_a_rule: Fields = [("a".to_owned(), json!("x")), ("z".to_owned(), json!(1))]
+            .into_iter()
+            .collect();
+        assert!(unchanged(&rules, &own, &not_a_rule));
     }
 
     #[test]

@@ -119,6 +119,28 @@ pub trait Pairing: Send + Sync + 'static {
         hint: &Value,
     ) -> Result<Option<Observed>, SyncError>;
 
+    /// [`Pairing::read`] for a linked record whose side of the link's snapshot is `known`:
+    /// a pairing may take from it what it would otherwise read from a related record that
+    /// notifies on its own (a person's organisation). The engine passes it only for jobs
+    /// started by a notification of the record itself.
+    async fn read_known(
+        &self,
+        cx: &SyncContext,
+        side: Side,
+        id: &str,
+        hint: &Value,
+        _known: &Fields,
+    ) -> Result<Option<Observed>, SyncError> {
+        self.read(cx, side, id, hint).await
+    }
+
+    /// The Chargebee record `id` as an event's `content` shows it, when that content is the
+    /// whole of what [`Pairing::read`] would return (a customer is; an order with its
+    /// invoice is not). `None`: read it instead.
+    fn record_from_event(&self, _id: &str, _content: &Value) -> Option<Observed> {
+        None
+    }
+
     /// Writes `changes` (canonical values) onto the existing record `current`. Returns the
     /// record's version after the write when the API answered with it (Chargebee's
     /// `resource_version`), so the echo of this write is recognised without a read.

@@ -368,6 +368,7 @@ pub async fn apply(
             snapshot: first_snapshot(w, c).to_text(),
             webcrm_version: w.version.clone(),
             chargebee_version: c.version.clone(),
+            webcrm_written_at: None,
             log: NewSyncLog {
                 pairing: name.to_owned(),
                 link_id: None,

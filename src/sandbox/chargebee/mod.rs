@@ -355,6 +355,11 @@ impl SandboxHandle {
             .unwrap_or(0)
     }
 
+    /// Requests per operation id, as [`Self::request_count`] counts them.
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.shared.lock().request_counts.clone()
+    }
+
     /// When each request that reached an operation arrived (faulted ones included).
     pub fn request_times(&self) -> Vec<Instant> {
         self.shared.lock().request_times.clone()

@@ -34,6 +34,15 @@ pub async fn live_customers(cx: &SyncContext) -> Result<Vec<Customer>, SyncError
     Ok(customers.into_iter().filter(|c| !c.deleted).collect())
 }
 
+/// The live customer `id` as an event's content carries it (Chargebee sends the whole
+/// resource with each event); `None` for another record, a deleted one, or one without a
+/// version to order it by.
+pub fn customer_in_event(id: &str, content: &Value) -> Option<Customer> {
+    let customer: Customer = serde_json::from_value(content.get("customer")?.clone()).ok()?;
+    (customer.id == id && !customer.deleted && customer.resource_version.is_some())
+        .then_some(customer)
+}
+
 /// A customer as one of the customer pairings maps it.
 pub fn customer_observed_as(customer: &Customer, fields: Fields) -> Observed {
     Observed {

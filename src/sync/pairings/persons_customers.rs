@@ -24,7 +24,8 @@ use super::super::values::{
     email_value, found, from_raw, get_str, raw, text_value, touches, webcrm_id, webcrm_ms,
 };
 use super::{
-    check_limits, cross_id_in, customer_observed_as, email_keys, live_customers, meta_with, Limit,
+    check_limits, cross_id_in, customer_in_event, customer_observed_as, email_keys, live_customers,
+    meta_with, Limit,
 };
 
 pub const NAME: &str = "persons_customers";
@@ -348,11 +349,32 @@ impl PersonsCustomers {
             .unwrap_or_else(|| DEFAULT_MARKER_FIELD.to_owned())
     }
 
-    async fn read_person(cx: &SyncContext, id: &str) -> Result<Option<Observed>, SyncError> {
+    /// The person with its organisation's details: read from the organisation, or taken
+    /// from `known` (the link's snapshot) while the person is still in the organisation it
+    /// shows. An organisation's own changes reach its persons through their own jobs (its
+    /// hook expands to them, and those read it).
+    async fn read_person(
+        cx: &SyncContext,
+        id: &str,
+        known: Option<&Fields>,
+    ) -> Result<Option<Observed>, SyncError> {
         let Some(person) = found(cx.webcrm.get_person(webcrm_id(id)?).await)? else {
             return Ok(None);
         };
-        let org = match person.organisation_id.filter(|i| *i > 0) {
+        let org_id = person.organisation_id.filter(|i| *i > 0);
+        if let Some(known) = known {
+            let same_org = known.get("webcrm_organisation_id")
+                == Some(&org_id.map_or(Value::Null, |i| json!(i.to_string())));
+            if same_org {
+                let mut observed = person_observed(id, &person, None);
+                for field in std::iter::once(&"company").chain(BILLING) {
+                    let value = known.get(*field).cloned().unwrap_or(Value::Null);
+                    observed.fields.insert((*field).to_owned(), value);
+                }
+                return Ok(Some(observed));
+            }
+        }
+        let org = match org_id {
             Some(org_id) => found(cx.webcrm.get_organisation(org_id).await)?,
             None => None,
         };
@@ -451,7 +473,7 @@ impl PersonsCustomers {
         }
         // Made from a person whose link was lost: link to that person again.
         if let Some(person_id) = get_str(&source.fields, "webcrm_person_id") {
-            if let Some(person) = Self::read_person(cx, person_id).await? {
+            if let Some(person) = Self::read_person(cx, person_id, None).await? {
                 return Ok(Created::Record(person));
             }
         }
@@ -501,7 +523,7 @@ impl PersonsCustomers {
                 cx.webcrm.create_person(&person).await?
             }
         };
-        match Self::read_person(cx, &person_id.to_string()).await? {
+        match Self::read_person(cx, &person_id.to_string(), None).await? {
             Some(observed) => Ok(Created::Record(observed)),
             None => Err(SyncError::Api(
                 crate::clients::outbound::ApiError::Transient(format!(
@@ -624,9 +646,29 @@ impl Pairing for PersonsCustomers {
         _hint: &Value,
     ) -> Result<Option<Observed>, SyncError> {
         match side {
-            Side::Webcrm => Self::read_person(cx, id).await,
+            Side::Webcrm => Self::read_person(cx, id, None).await,
             Side::Chargebee => Ok(read_customer(cx, id).await?.as_ref().map(customer_observed)),
         }
+    }
+
+    async fn read_known(
+        &self,
+        cx: &SyncContext,
+        side: Side,
+        id: &str,
+        hint: &Value,
+        known: &Fields,
+    ) -> Result<Option<Observed>, SyncError> {
+        match side {
+            Side::Webcrm => Self::read_person(cx, id, Some(known)).await,
+            Side::Chargebee => self.read(cx, side, id, hint).await,
+        }
+    }
+
+    fn record_from_event(&self, id: &str, content: &Value) -> Option<Observed> {
+        customer_in_event(id, content)
+            .as_ref()
+            .map(customer_observed)
     }
 
     async fn write(

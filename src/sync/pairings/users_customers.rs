@@ -20,7 +20,8 @@ use super::super::values::{
 };
 use super::persons_customers::read_customer;
 use super::{
-    check_limits, cross_id_in, customer_observed_as, email_keys, live_customers, meta_with, Limit,
+    check_limits, cross_id_in, customer_in_event, customer_observed_as, email_keys, live_customers,
+    meta_with, Limit,
 };
 
 pub const NAME: &str = "users_customers";
@@ -215,6 +216,12 @@ impl Pairing for UsersCustomers {
             }
             Side::Chargebee => Ok(read_customer(cx, id).await?.as_ref().map(customer_observed)),
         }
+    }
+
+    fn record_from_event(&self, id: &str, content: &Value) -> Option<Observed> {
+        customer_in_event(id, content)
+            .as_ref()
+            .map(customer_observed)
     }
 
     async fn write(

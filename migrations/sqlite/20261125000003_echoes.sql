@@ -1,0 +1,9 @@
+-- When the sync last wrote the webCRM record of a link (taken just before the write), so
+-- the hook that write causes can be recognised without reading the record again.
+alter table links add column webcrm_written_at bigint;
+
+-- The record a webCRM hook named (`Persons/123`), to count the hooks a record received
+-- since the sync wrote it.
+alter table inbound_events add column subject text;
+create index inbound_events_by_subject on inbound_events (source, subject, received_at)
+    where subject is not null;
