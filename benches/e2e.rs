@@ -10,7 +10,7 @@
 //!    multiplied by 20 (3,000/min Chargebee, 5,000/min webCRM): wall time against the bound
 //!    the budgets allow for the calls made, API calls per change, writes per change; peak RSS.
 //! 4. throughput at the default budgets (150/min, 250/min): `E2E_DEFAULT_CHANGES` (default
-//!    20) edits, same figures.
+//!    1,000) edits, same figures.
 //!
 //! Half of the edits are webCRM person first names (hook delivered at once), half Chargebee
 //! customer last names (webhook sent by the sandbox at once).
@@ -270,7 +270,7 @@ async fn throughput(
 async fn run() {
     let latency_changes = env_or("E2E_LATENCY_CHANGES", 100);
     let scaled_changes = env_or("E2E_CHANGES", 1000);
-    let default_changes = env_or("E2E_DEFAULT_CHANGES", 20);
+    let default_changes = env_or("E2E_DEFAULT_CHANGES", 1000);
     let w = World::start_without_webhooks(Backend::Postgres).await;
     let db_url = w.app.db.url.clone();
     w.cb.handle().inject(CbFault::latency(API_LATENCY).always());

@@ -306,7 +306,82 @@ async fn a_value_over_chargebees_limit_is_reported_not_truncated(backend: Backen
     w.shutdown().await;
 }
 
+/// An earlier attempt made the person for a customer and stopped before linking the two;
+/// the person was edited since. Linking them carries the edit across (recorded as a
+/// conflict, as nothing tells which side changed) instead of leaving them apart for good.
+async fn a_person_edited_before_its_link_is_not_left_apart(backend: Backend) {
+    let w = World::start(backend).await;
+    // The customer's own event is never delivered: the person's job asks for it.
+    w.set_chargebee_webhooks(false).await;
+    w.cb.handle()
+        .dashboard_create_customer(&[
+            ("id", "cust-9"),
+            ("first_name", "Ada"),
+            ("last_name", "Lovelace"),
+            ("email", "ada@example.com"),
+            ("company", "Acme A/S"),
+        ])
+        .unwrap();
+    // What the interrupted attempt left: its intent, and the person it made, with the marker.
+    w.app
+        .db
+        .exec(
+            "insert into pending_creates (pairing, target, source_id, marker, created_at)
+             values ('persons_customers', 'webcrm', 'cust-9', 'cust-9', 0)",
+        )
+        .await;
+    let org =
+        w.wc.state()
+            .ui_create(
+                SandboxEntity::Organisation,
+                json!({"OrganisationName": "Acme A/S"}),
+            )
+            .unwrap();
+    let person =
+        w.wc.state()
+            .ui_create(
+                SandboxEntity::Person,
+                json!({
+                    "PersonOrganisationId": org,
+                    "PersonFirstName": "Ada",
+                    "PersonLastName": "Lovelace",
+                    "PersonEmail": "ada@example.com",
+                    "PersonCustom15": "cust-9"
+                }),
+            )
+            .unwrap();
+    // A minute later a user edits the person.
+    w.wc.state()
+        .advance_clock(std::time::Duration::from_secs(60));
+    w.wc.state()
+        .ui_update(
+            SandboxEntity::Person,
+            person,
+            json!({"PersonFirstName": "Augusta"}),
+        )
+        .unwrap();
+    w.settle().await;
+    let c = w.cb_record("customer", "cust-9");
+    assert_eq!(c["first_name"], "Augusta", "the edit reached the customer");
+    assert_eq!(
+        w.cb.handle().records("customer").len(),
+        1,
+        "no second customer"
+    );
+    let links = w.links(PAIRING).await;
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].webcrm_id, person.to_string());
+    assert_eq!(links[0].chargebee_id, "cust-9");
+    let conflicts = w.conflicts().await;
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0].field, "first_name");
+    assert_eq!(conflicts[0].winner, "webcrm");
+    assert!(w.dead_jobs().await.is_empty(), "{:?}", w.dead_jobs().await);
+    w.shutdown().await;
+}
+
 on_both_backends!(
+    a_person_edited_before_its_link_is_not_left_apart,
     a_value_over_chargebees_limit_is_reported_not_truncated,
     webcrm_person_creates_a_customer_with_every_property,
     echo_of_our_own_writes_writes_nothing,

@@ -143,8 +143,8 @@ pub enum Plan {
 const CUSTOMER_PAIRINGS: &[&str] = &["persons_customers", "users_customers"];
 const ORDER_PAIRINGS: &[&str] = &["opportunities_orders", "quotationlines_orders"];
 
-/// Decides which records an event concerns. Pure: no I/O, no trust in field values beyond
-/// the ids (the worker re-reads every record).
+/// Decides which records an event concerns. Pure: no I/O; of the field values only the ids
+/// and the `resource_version` (which orders a record's events) are used here.
 pub fn plan(event: &Envelope) -> Plan {
     if mentions_demo_customer(&event.content) {
         return Plan::Ignore("Chargebee test-button sample (cbdemo_ customer)");

@@ -1,6 +1,7 @@
 //! Webhook intake: verify the sender, store the raw event, and enqueue the jobs it calls for,
 //! in one transaction, before answering 2xx. No outbound call happens here; the worker
-//! re-reads every record, so a notification is only a hint.
+//! re-reads the records, so a notification is a hint (except that an authenticated
+//! Chargebee event newer than the last sync stands for the customer it carries).
 
 pub mod chargebee;
 pub mod webcrm;
@@ -31,7 +32,8 @@ pub struct SyncTarget {
     pub pairing: &'static str,
     pub side: Side,
     pub id: String,
-    /// What the worker may use as a hint (event id, type, version); never as data.
+    /// What the worker may use as a hint (event id, type, version). The engine may take a
+    /// customer from the stored event it names (see `SyncEngine`), never from the hint.
     pub hint: serde_json::Value,
 }
 

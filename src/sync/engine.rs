@@ -483,30 +483,7 @@ impl Run<'_> {
             return Ok(Committed::Yes);
         }
         let versions = self.write_plan(&plan, &w, &c).await?;
-        for conflict in &plan.conflicts {
-            self.cx
-                .store
-                .record_conflict(
-                    &NewConflict {
-                        pairing: self.name().to_owned(),
-                        link_id: Some(link.id),
-                        webcrm_id: Some(link.webcrm_id.clone()),
-                        chargebee_id: Some(link.chargebee_id.clone()),
-                        field: conflict.field.to_owned(),
-                        webcrm_value: Some(conflict.webcrm.to_string()),
-                        chargebee_value: Some(conflict.chargebee.to_string()),
-                        webcrm_changed_at: w.changed_at,
-                        chargebee_changed_at: c.changed_at,
-                        winner: match conflict.winner {
-                            Winner::Webcrm => "webcrm".to_owned(),
-                            Winner::Chargebee => "chargebee".to_owned(),
-                        },
-                    },
-                    now_ms(),
-                )
-                .await?;
-            metrics::counter!("sync_conflicts_total", "pairing" => self.name()).increment(1);
-        }
+        self.record_conflicts(&plan, link.id, &w, &c).await?;
         self.settle(&plan, &link.webcrm_id, &link.chargebee_id)
             .await?;
         let detail = json!({
@@ -531,6 +508,41 @@ impl Run<'_> {
             detail,
         )
         .await
+    }
+
+    /// Keeps the losing value of each conflict the plan settled.
+    async fn record_conflicts(
+        &self,
+        plan: &Plan,
+        link_id: i64,
+        w: &Observed,
+        c: &Observed,
+    ) -> Result<(), SyncError> {
+        for conflict in &plan.conflicts {
+            self.cx
+                .store
+                .record_conflict(
+                    &NewConflict {
+                        pairing: self.name().to_owned(),
+                        link_id: Some(link_id),
+                        webcrm_id: Some(w.id.clone()),
+                        chargebee_id: Some(c.id.clone()),
+                        field: conflict.field.to_owned(),
+                        webcrm_value: Some(conflict.webcrm.to_string()),
+                        chargebee_value: Some(conflict.chargebee.to_string()),
+                        webcrm_changed_at: w.changed_at,
+                        chargebee_changed_at: c.changed_at,
+                        winner: match conflict.winner {
+                            Winner::Webcrm => "webcrm".to_owned(),
+                            Winner::Chargebee => "chargebee".to_owned(),
+                        },
+                    },
+                    now_ms(),
+                )
+                .await?;
+            metrics::counter!("sync_conflicts_total", "pairing" => self.name()).increment(1);
+        }
+        Ok(())
     }
 
     /// Opens pending actions for what the target cannot take, closes those that agree again.
@@ -593,12 +605,13 @@ impl Run<'_> {
             .pairing
             .create(self.cx, side, &source, self.hint)
             .await?;
-        let (source, counterpart) = match created {
-            Created::Record(record) => (source, record),
+        let (source, counterpart, found) = match created {
+            Created::Record(record) => (source, record, false),
+            Created::Found(record) => (source, record, true),
             Created::Both {
                 source,
                 counterpart,
-            } => (source, counterpart),
+            } => (source, counterpart, false),
             Created::Skip(reason) => {
                 tracing::debug!(pairing = self.name(), id = source.id, reason, "not created");
                 return Ok(Committed::Yes);
@@ -608,15 +621,20 @@ impl Run<'_> {
             Side::Webcrm => (&source, &counterpart),
             Side::Chargebee => (&counterpart, &source),
         };
-        // The new pair starts from what both hold now; fields one side is the master of
-        // (cross ids, the organisation's details) are written across at once.
-        let start = Snapshot {
-            webcrm: w.fields.clone(),
-            chargebee: c.fields.clone(),
+        // A new pair starts from what both hold now, and fields one side is the master of
+        // (cross ids, the organisation's details) are written across at once. A found
+        // counterpart may have been edited since it was made: what the two disagree on
+        // settles as a conflict.
+        let start = if found {
+            merge::link_start(w, c)
+        } else {
+            Snapshot {
+                webcrm: w.fields.clone(),
+                chargebee: c.fields.clone(),
+            }
         };
         let plan = merge::merge(self.pairing.rules(), &start, w, c);
         let versions = self.write_plan(&plan, w, c).await?;
-        let snapshot = plan.next;
         let action = match side {
             Side::Webcrm => "created_in_chargebee",
             Side::Chargebee => "created_in_webcrm",
@@ -626,7 +644,7 @@ impl Run<'_> {
             "values": merge::create_values(self.pairing.rules(), &source, winner_of(side)),
         });
         match self
-            .commit(None, w, c, versions, snapshot, action, detail)
+            .commit(None, w, c, versions, plan.next.clone(), action, detail)
             .await?
         {
             Committed::Yes => {
@@ -636,6 +654,13 @@ impl Run<'_> {
                     .store
                     .clear_pending_create(self.name(), "webcrm", &c.id)
                     .await?;
+                // What the two records disagreed on when they were linked.
+                if !plan.conflicts.is_empty() || !plan.reports.is_empty() {
+                    if let Some(link) = self.link_of(Side::Webcrm, &w.id).await? {
+                        self.record_conflicts(&plan, link.id, w, c).await?;
+                        self.settle(&plan, &w.id, &c.id).await?;
+                    }
+                }
                 Ok(Committed::Yes)
             }
             Committed::Stale => {

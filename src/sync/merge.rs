@@ -278,6 +278,34 @@ pub fn merge_forcing(
     plan
 }
 
+/// The snapshot a link to a counterpart found rather than made starts its first merge from
+/// (the counterpart may have been edited since an earlier attempt made it, and nothing
+/// tells which side's value is the edit). Where the two records agree, that value; where
+/// they differ, a value neither holds, so the field counts as changed on both sides: a
+/// field one side is the master of is written across, and a shared field settles as a
+/// conflict (the newer record wins and the loser is kept).
+pub fn link_start(w: &Observed, c: &Observed) -> Snapshot {
+    let unknown = Value::String("\u{0}not yet synced".to_owned());
+    let base: Fields = w
+        .fields
+        .keys()
+        .chain(c.fields.keys())
+        .map(|f| {
+            let (wv, cv) = (get(&w.fields, f), get(&c.fields, f));
+            let value = if wv == cv {
+                wv.clone()
+            } else {
+                unknown.clone()
+            };
+            (f.clone(), value)
+        })
+        .collect();
+    Snapshot {
+        webcrm: base.clone(),
+        chargebee: base,
+    }
+}
+
 /// Whether a side's record holds, in every field of the pairing, what that side held at
 /// the last sync (`own`, its half of the snapshot).
 pub fn unchanged(rules: &[Rule], own: &Fields, now: &Fields) -> bool {
@@ -423,6 +451,33 @@ mod tests {
         assert_eq!(p.webcrm, fields(json!({"name": "c"})));
         assert_eq!(p.conflicts[0].winner, Winner::Chargebee);
         assert_eq!(p.conflicts[0].webcrm, json!("w"));
+    }
+
+    #[test]
+    fn a_new_link_settles_what_the_two_records_disagree_on() {
+        let rules = [
+            Rule::both("name"),
+            Rule::both("phone"),
+            Rule::to_chargebee("cross_id"),
+        ];
+        let w = obs(
+            json!({"name": "Edited", "phone": "1", "cross_id": "7"}),
+            2_000,
+        );
+        let c = obs(json!({"name": "Ada", "phone": "1"}), 1_000);
+        let plan = merge(&rules, &link_start(&w, &c), &w, &c);
+        // The agreed field is left alone, the master's one-way field is written across,
+        // and the shared field both hold differently goes to the newer record, recorded.
+        assert_eq!(plan.chargebee.get("name"), Some(&json!("Edited")));
+        assert_eq!(plan.chargebee.get("cross_id"), Some(&json!("7")));
+        assert!(!plan.chargebee.contains_key("phone"));
+        assert!(plan.webcrm.is_empty());
+        assert_eq!(plan.conflicts.len(), 1);
+        assert_eq!(plan.conflicts[0].field, "name");
+        assert_eq!(plan.conflicts[0].winner, Winner::Webcrm);
+        // Records that agree start a link with nothing to do.
+        let same = merge(&rules, &link_start(&c, &c), &c, &c);
+        assert!(same.writes_nothing() && same.conflicts.is_empty());
     }
 
     #[test]

@@ -72,8 +72,12 @@ pub struct Dependency {
 /// What creating a counterpart did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
-    /// The counterpart as it now stands (created, or found from an earlier attempt).
+    /// The counterpart as it now stands, just made.
     Record(Observed),
+    /// A counterpart that already existed (made by an earlier, interrupted attempt, or by
+    /// the job of the other record before it linked): it may have been edited since it was
+    /// made, so what the two disagree on settles as a conflict when they are linked.
+    Found(Observed),
     /// As `Record`, for a create that also wrote to the source record: both as they now
     /// stand (the engine must not merge against the source as it was read before).
     Both {

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod process;
+pub mod raw_http;
 pub mod world;
 
 use std::path::{Path, PathBuf};

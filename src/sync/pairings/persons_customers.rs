@@ -19,7 +19,7 @@ use crate::intake::Side;
 
 use super::super::merge::{Fields, Flow, Observed, Rule};
 use super::super::normalize::{country, text};
-use super::super::pairing::{Created, Expansion, Pairing, SyncContext, SyncError};
+use super::super::pairing::{Created, Dependency, Expansion, Pairing, SyncContext, SyncError};
 use super::super::values::{
     email_value, found, from_raw, get_str, raw, text_value, touches, webcrm_id, webcrm_ms,
 };
@@ -445,23 +445,42 @@ impl PersonsCustomers {
                 .link_by_chargebee(NAME, customer_id)
                 .await?
                 .is_some_and(|link| link.webcrm_id != source.id);
+            // The customer's job made this person and links it when it commits (or, stopped
+            // on the way, will when it runs again): wait for it, so the person's edits since
+            // are merged against the values it was made with.
+            let creating = cx
+                .store
+                .pending_create(NAME, "webcrm", customer_id)
+                .await?
+                .is_some();
+            if creating && !linked_elsewhere {
+                return Err(SyncError::wait(
+                    format!("the customer {customer_id} is linking this person"),
+                    vec![Dependency {
+                        pairing: NAME,
+                        side: Side::Chargebee,
+                        id: customer_id.to_owned(),
+                    }],
+                ));
+            }
             // Linked to this person meanwhile: the commit finds the link and runs on it.
             if !linked_elsewhere {
                 if let Some(customer) = read_customer(cx, customer_id).await? {
-                    return Ok(Created::Record(customer_observed(&customer)));
+                    return Ok(Created::Found(customer_observed(&customer)));
                 }
             }
         }
         let id = format!("wc-person-{}", source.id);
         check_limits(&source.fields, LIMITS)?;
         let params = customer_create(&id, &source.fields);
-        let customer = match cx.chargebee.create_customer(&params, &id).await {
-            Ok(c) => c,
+        match cx.chargebee.create_customer(&params, &id).await {
+            Ok(c) => Ok(Created::Record(customer_observed(&c))),
             // Created by an earlier attempt: read it and link.
-            Err(e) if is_duplicate(&e) => cx.chargebee.retrieve_customer(&id).await?,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Created::Record(customer_observed(&customer)))
+            Err(e) if is_duplicate(&e) => Ok(Created::Found(customer_observed(
+                &cx.chargebee.retrieve_customer(&id).await?,
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn create_person(cx: &SyncContext, source: &Observed) -> Result<Created, SyncError> {
@@ -474,7 +493,7 @@ impl PersonsCustomers {
         // Made from a person whose link was lost: link to that person again.
         if let Some(person_id) = get_str(&source.fields, "webcrm_person_id") {
             if let Some(person) = Self::read_person(cx, person_id, None).await? {
-                return Ok(Created::Record(person));
+                return Ok(Created::Found(person));
             }
         }
         if cx
@@ -496,8 +515,8 @@ impl PersonsCustomers {
             Some(_) => Self::person_by_marker(cx, &marker_field, &customer.id).await?,
             None => None,
         };
-        let person_id = match existing {
-            Some(id) => id,
+        let (person_id, found) = match existing {
+            Some(id) => (id, true),
             None => {
                 let Some(org_name) = organisation_name(&source.fields) else {
                     return Ok(Created::Skip(
@@ -520,10 +539,11 @@ impl PersonsCustomers {
                     map.insert(marker_field.clone(), json!(customer.id));
                 }
                 let person: Person = from_raw(&body, "person")?;
-                cx.webcrm.create_person(&person).await?
+                (cx.webcrm.create_person(&person).await?, false)
             }
         };
         match Self::read_person(cx, &person_id.to_string(), None).await? {
+            Some(observed) if found => Ok(Created::Found(observed)),
             Some(observed) => Ok(Created::Record(observed)),
             None => Err(SyncError::Api(
                 crate::clients::outbound::ApiError::Transient(format!(

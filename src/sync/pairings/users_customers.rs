@@ -266,7 +266,7 @@ impl Pairing for UsersCustomers {
                 // A customer made for a user whose link was lost: link it again.
                 if let Some(user_id) = get_str(&source.fields, "webcrm_user_id") {
                     if let Some(user) = self.read(cx, Side::Webcrm, user_id, &Value::Null).await? {
-                        return Ok(Created::Record(user));
+                        return Ok(Created::Found(user));
                     }
                 }
                 Ok(Created::Skip(
@@ -282,12 +282,14 @@ impl Pairing for UsersCustomers {
                 check_limits(&source.fields, LIMITS)?;
                 let id = format!("wc-user-{uid}");
                 let params = customer_create(&id, &source.fields);
-                let customer = match cx.chargebee.create_customer(&params, &id).await {
-                    Ok(c) => c,
-                    Err(e) if is_duplicate(&e) => cx.chargebee.retrieve_customer(&id).await?,
-                    Err(e) => return Err(e.into()),
-                };
-                Ok(Created::Record(customer_observed(&customer)))
+                match cx.chargebee.create_customer(&params, &id).await {
+                    Ok(c) => Ok(Created::Record(customer_observed(&c))),
+                    // Made by an earlier attempt: read it and link.
+                    Err(e) if is_duplicate(&e) => Ok(Created::Found(customer_observed(
+                        &cx.chargebee.retrieve_customer(&id).await?,
+                    ))),
+                    Err(e) => Err(e.into()),
+                }
             }
         }
     }
