@@ -380,7 +380,43 @@ async fn a_person_edited_before_its_link_is_not_left_apart(backend: Backend) {
     w.shutdown().await;
 }
 
+/// A sync wrote the customer's phone and stopped before its commit (it noted the values it
+/// was writing on the link first); then a user changed the person's phone. The next sync
+/// knows the customer's phone as its own write, not an edit: the user's phone is carried
+/// across, with no conflict.
+async fn a_write_whose_commit_was_lost_is_not_taken_for_an_edit(backend: Backend) {
+    let w = World::start(backend).await;
+    let (_, person) = make_person(&w);
+    w.settle().await;
+    let id = format!("wc-person-{person}");
+    w.app
+        .db
+        .exec(r#"update links set pending_writes = '{"webcrm":{},"chargebee":{"phone":"+45 55"}}'"#)
+        .await;
+    // The write that happened (its event is on its way) ...
+    w.cb.handle()
+        .dashboard_edit("customer", &id, json!({"phone": "+45 55"}))
+        .unwrap();
+    // ... and the user's edit after it.
+    w.wc.state()
+        .ui_update(
+            SandboxEntity::Person,
+            person,
+            json!({"PersonDirectPhone": "+45 66"}),
+        )
+        .unwrap();
+    w.settle().await;
+    assert_eq!(w.cb_record("customer", &id)["phone"], "+45 66");
+    let p = w.wc_record(SandboxEntity::Person, &person.to_string());
+    assert_eq!(p["PersonDirectPhone"], "+45 66");
+    assert!(w.conflicts().await.is_empty(), "{:?}", w.conflicts().await);
+    let pending: Vec<(Option<String>,)> = w.app.db.rows("select pending_writes from links").await;
+    assert_eq!(pending, vec![(None,)], "the commit cleared the note");
+    w.shutdown().await;
+}
+
 on_both_backends!(
+    a_write_whose_commit_was_lost_is_not_taken_for_an_edit,
     a_person_edited_before_its_link_is_not_left_apart,
     a_value_over_chargebees_limit_is_reported_not_truncated,
     webcrm_person_creates_a_customer_with_every_property,

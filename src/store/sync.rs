@@ -23,6 +23,8 @@ pub struct SyncLink {
     pub tombstoned_at: Option<Millis>,
     /// When the sync last wrote the webCRM record (just before the write).
     pub webcrm_written_at: Option<Millis>,
+    /// JSON text of a `Snapshot` of values a sync was about to write and did not commit.
+    pub pending_writes: Option<String>,
 }
 
 /// The commit point of a sync job: the link (new, or the one read at `expected`), its new
@@ -154,6 +156,14 @@ pub trait SyncStore: Send + Sync {
         prefix: &str,
     ) -> StoreResult<Vec<SyncLink>>;
     async fn commit_link(&self, commit: &LinkCommit, now: Millis) -> StoreResult<CommitOutcome>;
+    /// Notes on the link, still at `revision`, the values a sync is about to write (JSON of a
+    /// `Snapshot`); whether the link was still at that revision.
+    async fn note_pending_writes(
+        &self,
+        link_id: i64,
+        revision: i64,
+        writes: &str,
+    ) -> StoreResult<bool>;
     /// Clears the link's webCRM write mark if it is still `written_at`; whether it did.
     async fn take_webcrm_echo(&self, link_id: i64, written_at: Millis) -> StoreResult<bool>;
     /// How many webCRM hooks named `subject` (`Persons/123`) arrived at or after `since`.
@@ -213,7 +223,7 @@ pub trait SyncStore: Send + Sync {
 macro_rules! sync_link_columns {
     () => {
         "id, pairing, webcrm_id, chargebee_id, snapshot, webcrm_version, chargebee_version, \
-         revision, tombstoned_at, webcrm_written_at"
+         revision, tombstoned_at, webcrm_written_at, pending_writes"
     };
 }
 
@@ -237,7 +247,8 @@ pub(crate) mod sql {
     pub const UPDATE_LINK: &str = "update links
          set webcrm_id = $3, chargebee_id = $4, snapshot = $5, webcrm_version = $6,
              chargebee_version = $7, last_synced_at = $8, revision = revision + 1,
-             tombstoned_at = null, webcrm_written_at = coalesce($9, webcrm_written_at)
+             tombstoned_at = null, webcrm_written_at = coalesce($9, webcrm_written_at),
+             pending_writes = null
          where id = $1 and revision = $2";
     pub const INSERT_LINK: &str = "insert into links
             (pairing, webcrm_id, chargebee_id, snapshot, webcrm_version, chargebee_version,
@@ -265,6 +276,8 @@ pub(crate) mod sql {
          values ($1, $2, $3, $4)
          on conflict (source, entity) do update
             set value = excluded.value, updated_at = excluded.updated_at";
+    pub const NOTE_PENDING_WRITES: &str =
+        "update links set pending_writes = $3 where id = $1 and revision = $2";
     pub const TAKE_WEBCRM_ECHO: &str =
         "update links set webcrm_written_at = null where id = $1 and webcrm_written_at = $2";
     pub const HOOKS_SINCE: &str = "select count(*) from inbound_events
@@ -384,6 +397,22 @@ macro_rules! impl_sync_store {
                     .await?;
                 tx.commit().await?;
                 Ok(CommitOutcome::Committed { link_id })
+            }
+
+            async fn note_pending_writes(
+                &self,
+                link_id: i64,
+                revision: i64,
+                writes: &str,
+            ) -> $crate::store::StoreResult<bool> {
+                let _writer = self.write_guard().await;
+                let done = sqlx::query($crate::store::sync::sql::NOTE_PENDING_WRITES)
+                    .bind(link_id)
+                    .bind(revision)
+                    .bind(writes)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn take_webcrm_echo(

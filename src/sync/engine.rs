@@ -394,7 +394,15 @@ impl Run<'_> {
         side: Side,
         source: Option<Observed>,
     ) -> Result<Committed, SyncError> {
-        let snapshot = Snapshot::parse(&link.snapshot);
+        let mut snapshot = Snapshot::parse(&link.snapshot);
+        // Values an earlier run wrote but did not commit (it stopped in between) are ours.
+        let pending = link.pending_writes.as_deref().map(Snapshot::parse);
+        let adopt = |snapshot: &mut Snapshot, side: Side, record: &Option<Observed>| {
+            if let (Some(pending), Some(record)) = (&pending, record) {
+                merge::adopt_own_writes(snapshot, pending, winner_of(side), &record.fields);
+            }
+        };
+        adopt(&mut snapshot, side, &source);
         let own = match side {
             Side::Webcrm => &snapshot.webcrm,
             Side::Chargebee => &snapshot.chargebee,
@@ -416,6 +424,7 @@ impl Run<'_> {
         let counterpart = self
             .read_linked(&snapshot, counterpart_side, &counterpart_id, &Value::Null)
             .await?;
+        adopt(&mut snapshot, counterpart_side, &counterpart);
         let (w, c) = match side {
             Side::Webcrm => (source, counterpart),
             Side::Chargebee => (counterpart, source),
@@ -468,7 +477,8 @@ impl Run<'_> {
         let stale_hint = self.stale_hint(&link);
         if plan.writes_nothing()
             && plan.conflicts.is_empty()
-            && plan.next == snapshot
+            && link.pending_writes.is_none()
+            && plan.next == Snapshot::parse(&link.snapshot)
             && plan.reports.is_empty()
         {
             // An echo, a duplicate or a stale event: nothing to write, nothing to store.
@@ -481,6 +491,22 @@ impl Run<'_> {
                 "unchanged"
             );
             return Ok(Committed::Yes);
+        }
+        if !plan.writes_nothing() {
+            // Noted first: if this run stops after a write and before its commit, the next
+            // one knows the written values as its own.
+            let writes = Snapshot {
+                webcrm: plan.webcrm.clone(),
+                chargebee: plan.chargebee.clone(),
+            };
+            let noted = self
+                .cx
+                .store
+                .note_pending_writes(link.id, link.revision, &writes.to_text())
+                .await?;
+            if !noted {
+                return Ok(Committed::Stale);
+            }
         }
         let versions = self.write_plan(&plan, &w, &c).await?;
         self.record_conflicts(&plan, link.id, &w, &c).await?;

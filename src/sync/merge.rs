@@ -278,6 +278,21 @@ pub fn merge_forcing(
     plan
 }
 
+/// Takes into `snapshot` the values a sync was about to write (`pending`, noted on the link
+/// before the write) that one side's record now holds (`side`, its fields as read): that
+/// write happened but its commit did not, so those values are ours, not someone's edit.
+pub fn adopt_own_writes(snapshot: &mut Snapshot, pending: &Snapshot, side: Winner, now: &Fields) {
+    let (written, base) = match side {
+        Winner::Webcrm => (&pending.webcrm, &mut snapshot.webcrm),
+        Winner::Chargebee => (&pending.chargebee, &mut snapshot.chargebee),
+    };
+    for (f, value) in written {
+        if get(now, f) == value {
+            base.insert(f.clone(), value.clone());
+        }
+    }
+}
+
 /// The snapshot a link to a counterpart found rather than made starts its first merge from
 /// (the counterpart may have been edited since an earlier attempt made it, and nothing
 /// tells which side's value is the edit). Where the two records agree, that value; where
@@ -451,6 +466,35 @@ mod tests {
         assert_eq!(p.webcrm, fields(json!({"name": "c"})));
         assert_eq!(p.conflicts[0].winner, Winner::Chargebee);
         assert_eq!(p.conflicts[0].webcrm, json!("w"));
+    }
+
+    #[test]
+    fn a_write_whose_commit_was_lost_is_not_taken_for_an_edit() {
+        let s = snap(
+            json!({"email": "a", "name": "old"}),
+            json!({"email": "a", "name": "old"}),
+        );
+        // We wrote Chargebee's name "ours" and stopped before the commit; since then a user
+        // set webCRM's name to "theirs".
+        let pending = snap(json!({}), json!({"name": "ours"}));
+        let w = obs(json!({"email": "a", "name": "theirs"}), 1);
+        let c = obs(json!({"email": "a", "name": "ours"}), 2);
+        let plain = merge(RULES, &s, &w, &c);
+        assert_eq!(
+            plain.conflicts.len(),
+            1,
+            "without the note it looks like a conflict"
+        );
+        let mut adopted = s.clone();
+        adopt_own_writes(&mut adopted, &pending, Winner::Webcrm, &w.fields);
+        adopt_own_writes(&mut adopted, &pending, Winner::Chargebee, &c.fields);
+        let p = merge(RULES, &adopted, &w, &c);
+        assert!(p.conflicts.is_empty());
+        assert_eq!(p.chargebee.get("name"), Some(&json!("theirs")));
+        // A side that no longer holds the noted value keeps its snapshot.
+        let mut kept = s.clone();
+        adopt_own_writes(&mut kept, &pending, Winner::Chargebee, &w.fields);
+        assert_eq!(kept, s);
     }
 
     #[test]

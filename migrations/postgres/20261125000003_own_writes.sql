@@ -7,3 +7,8 @@ alter table links add column webcrm_written_at bigint;
 alter table inbound_events add column subject text;
 create index inbound_events_by_subject on inbound_events (source, subject, received_at)
     where subject is not null;
+
+-- The values a sync is about to write (per side, canonical), noted before the write and
+-- cleared by its commit: if the process stops in between, the next sync knows those
+-- values as its own write rather than someone's edit.
+alter table links add column pending_writes text;
