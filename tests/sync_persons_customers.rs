@@ -306,11 +306,10 @@ async fn a_value_over_chargebees_limit_is_reported_not_truncated(backend: Backen
     w.shutdown().await;
 }
 
-/// An earlier attempt made the person for a customer and stopped before linking the two;
-/// the person was edited since. Linking them carries the edit across (recorded as a
-/// conflict, as nothing tells which side changed) instead of leaving them apart for good.
-async fn a_person_edited_before_its_link_is_not_left_apart(backend: Backend) {
-    let w = World::start(backend).await;
+/// What an attempt to make a person for the customer `cust-9` leaves when it stops before
+/// linking: its intent, the person it made (with the marker) and, when `base` is given, the
+/// customer's values as that attempt found them. A minute later a user edits the person.
+async fn interrupted_create(w: &World, base: Option<&str>) -> i64 {
     // The customer's own event is never delivered: the person's job asks for it.
     w.set_chargebee_webhooks(false).await;
     w.cb.handle()
@@ -322,7 +321,6 @@ async fn a_person_edited_before_its_link_is_not_left_apart(backend: Backend) {
             ("company", "Acme A/S"),
         ])
         .unwrap();
-    // What the interrupted attempt left: its intent, and the person it made, with the marker.
     w.app
         .db
         .exec(
@@ -330,6 +328,15 @@ async fn a_person_edited_before_its_link_is_not_left_apart(backend: Backend) {
              values ('persons_customers', 'webcrm', 'cust-9', 'cust-9', 0)",
         )
         .await;
+    if let Some(base) = base {
+        w.app
+            .db
+            .exec(&format!(
+                "insert into create_bases (pairing, side, source_id, fields, created_at)
+                 values ('persons_customers', 'chargebee', 'cust-9', '{base}', 0)"
+            ))
+            .await;
+    }
     let org =
         w.wc.state()
             .ui_create(
@@ -350,7 +357,6 @@ async fn a_person_edited_before_its_link_is_not_left_apart(backend: Backend) {
                 }),
             )
             .unwrap();
-    // A minute later a user edits the person.
     w.wc.state()
         .advance_clock(std::time::Duration::from_secs(60));
     w.wc.state()
@@ -372,11 +378,34 @@ async fn a_person_edited_before_its_link_is_not_left_apart(backend: Backend) {
     assert_eq!(links.len(), 1);
     assert_eq!(links[0].webcrm_id, person.to_string());
     assert_eq!(links[0].chargebee_id, "cust-9");
+    assert!(w.dead_jobs().await.is_empty(), "{:?}", w.dead_jobs().await);
+    person
+}
+
+/// The attempt's values are known: the person's edit merges as an edit.
+async fn a_person_made_by_an_earlier_attempt_and_edited_since_merges_as_an_edit(backend: Backend) {
+    let w = World::start(backend).await;
+    let base = r#"{"first_name":"Ada","last_name":"Lovelace","email":"ada@example.com","company":"Acme A/S"}"#;
+    interrupted_create(&w, Some(base)).await;
+    assert!(w.conflicts().await.is_empty(), "{:?}", w.conflicts().await);
+    let left: Vec<(String,)> = w.app.db.rows("select source_id from create_bases").await;
+    assert!(
+        left.is_empty(),
+        "the commit cleared the create's values: {left:?}"
+    );
+    w.shutdown().await;
+}
+
+/// Without them (the person was found, not made by an attempt of this record's job),
+/// nothing tells which side changed: the difference settles as a recorded conflict instead
+/// of the two being left apart for good.
+async fn a_found_person_that_differs_is_linked_through_a_conflict(backend: Backend) {
+    let w = World::start(backend).await;
+    interrupted_create(&w, None).await;
     let conflicts = w.conflicts().await;
     assert_eq!(conflicts.len(), 1, "{conflicts:?}");
     assert_eq!(conflicts[0].field, "first_name");
     assert_eq!(conflicts[0].winner, "webcrm");
-    assert!(w.dead_jobs().await.is_empty(), "{:?}", w.dead_jobs().await);
     w.shutdown().await;
 }
 
@@ -417,7 +446,8 @@ async fn a_write_whose_commit_was_lost_is_not_taken_for_an_edit(backend: Backend
 
 on_both_backends!(
     a_write_whose_commit_was_lost_is_not_taken_for_an_edit,
-    a_person_edited_before_its_link_is_not_left_apart,
+    a_person_made_by_an_earlier_attempt_and_edited_since_merges_as_an_edit,
+    a_found_person_that_differs_is_linked_through_a_conflict,
     a_value_over_chargebees_limit_is_reported_not_truncated,
     webcrm_person_creates_a_customer_with_every_property,
     echo_of_our_own_writes_writes_nothing,

@@ -12,3 +12,15 @@ create index inbound_events_by_subject on inbound_events (source, subject, recei
 -- cleared by its commit: if the process stops in between, the next sync knows those
 -- values as its own write rather than someone's edit.
 alter table links add column pending_writes text;
+
+-- A record's values when the sync began creating its counterpart (kept from the first
+-- attempt until the link is committed), so a counterpart found by a later attempt, made by
+-- the first and edited since, is merged against what it was made from.
+create table create_bases (
+    pairing text not null,
+    side text not null,
+    source_id text not null,
+    fields text not null,
+    created_at bigint not null,
+    primary key (pairing, side, source_id)
+);

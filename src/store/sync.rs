@@ -164,6 +164,28 @@ pub trait SyncStore: Send + Sync {
         revision: i64,
         writes: &str,
     ) -> StoreResult<bool>;
+    /// Keeps a record's values (JSON) as the sync begins creating its counterpart; an
+    /// earlier attempt's are kept. Whether this call stored them (no earlier attempt).
+    async fn record_create_base(
+        &self,
+        pairing: &str,
+        side: &str,
+        source_id: &str,
+        fields: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    async fn create_base(
+        &self,
+        pairing: &str,
+        side: &str,
+        source_id: &str,
+    ) -> StoreResult<Option<String>>;
+    async fn clear_create_base(
+        &self,
+        pairing: &str,
+        side: &str,
+        source_id: &str,
+    ) -> StoreResult<()>;
     /// Clears the link's webCRM write mark if it is still `written_at`; whether it did.
     async fn take_webcrm_echo(&self, link_id: i64, written_at: Millis) -> StoreResult<bool>;
     /// How many webCRM hooks named `subject` (`Persons/123`) arrived at or after `since`.
@@ -278,6 +300,13 @@ pub(crate) mod sql {
             set value = excluded.value, updated_at = excluded.updated_at";
     pub const NOTE_PENDING_WRITES: &str =
         "update links set pending_writes = $3 where id = $1 and revision = $2";
+    pub const RECORD_CREATE_BASE: &str = "insert into create_bases
+            (pairing, side, source_id, fields, created_at) values ($1, $2, $3, $4, $5)
+         on conflict (pairing, side, source_id) do nothing";
+    pub const CREATE_BASE: &str =
+        "select fields from create_bases where pairing = $1 and side = $2 and source_id = $3";
+    pub const CLEAR_CREATE_BASE: &str =
+        "delete from create_bases where pairing = $1 and side = $2 and source_id = $3";
     pub const TAKE_WEBCRM_ECHO: &str =
         "update links set webcrm_written_at = null where id = $1 and webcrm_written_at = $2";
     pub const HOOKS_SINCE: &str = "select count(*) from inbound_events
@@ -397,6 +426,56 @@ macro_rules! impl_sync_store {
                     .await?;
                 tx.commit().await?;
                 Ok(CommitOutcome::Committed { link_id })
+            }
+
+            async fn record_create_base(
+                &self,
+                pairing: &str,
+                side: &str,
+                source_id: &str,
+                fields: &str,
+                now: $crate::store::Millis,
+            ) -> $crate::store::StoreResult<bool> {
+                let _writer = self.write_guard().await;
+                let done = sqlx::query($crate::store::sync::sql::RECORD_CREATE_BASE)
+                    .bind(pairing)
+                    .bind(side)
+                    .bind(source_id)
+                    .bind(fields)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn create_base(
+                &self,
+                pairing: &str,
+                side: &str,
+                source_id: &str,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar($crate::store::sync::sql::CREATE_BASE)
+                    .bind(pairing)
+                    .bind(side)
+                    .bind(source_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn clear_create_base(
+                &self,
+                pairing: &str,
+                side: &str,
+                source_id: &str,
+            ) -> $crate::store::StoreResult<()> {
+                let _writer = self.write_guard().await;
+                sqlx::query($crate::store::sync::sql::CLEAR_CREATE_BASE)
+                    .bind(pairing)
+                    .bind(side)
+                    .bind(source_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn note_pending_writes(

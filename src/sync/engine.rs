@@ -195,6 +195,16 @@ struct Versions {
     webcrm_written_at: Option<i64>,
 }
 
+/// How a new pair's counterpart came to be.
+enum Origin {
+    /// Made by this job from the source it read.
+    Made,
+    /// There already (see [`Created::Found`]).
+    Found,
+    /// Made by this job, which also wrote the source.
+    Both,
+}
+
 /// What became of a commit attempt.
 enum Committed {
     Yes,
@@ -627,18 +637,31 @@ impl Run<'_> {
         side: Side,
         source: Observed,
     ) -> Result<Committed, SyncError> {
+        // The source as this attempt found it, kept until the link is committed, unless an
+        // earlier attempt's values are there: those are what a counterpart it made was made
+        // from.
+        let base_text = serde_json::to_string(&source.fields).unwrap_or_else(|_| "{}".into());
+        let first_attempt = self
+            .cx
+            .store
+            .record_create_base(self.name(), side.as_str(), &source.id, &base_text, now_ms())
+            .await?;
         let created = self
             .pairing
             .create(self.cx, side, &source, self.hint)
             .await?;
-        let (source, counterpart, found) = match created {
-            Created::Record(record) => (source, record, false),
-            Created::Found(record) => (source, record, true),
+        let (source, counterpart, origin) = match created {
+            Created::Record(record) => (source, record, Origin::Made),
+            Created::Found(record) => (source, record, Origin::Found),
             Created::Both {
                 source,
                 counterpart,
-            } => (source, counterpart, false),
+            } => (source, counterpart, Origin::Both),
             Created::Skip(reason) => {
+                self.cx
+                    .store
+                    .clear_create_base(self.name(), side.as_str(), &source.id)
+                    .await?;
                 tracing::debug!(pairing = self.name(), id = source.id, reason, "not created");
                 return Ok(Committed::Yes);
             }
@@ -649,15 +672,25 @@ impl Run<'_> {
         };
         // A new pair starts from what both hold now, and fields one side is the master of
         // (cross ids, the organisation's details) are written across at once. A found
-        // counterpart may have been edited since it was made: what the two disagree on
-        // settles as a conflict.
-        let start = if found {
-            merge::link_start(w, c)
-        } else {
-            Snapshot {
+        // counterpart may have been edited since it was made: when a create that made one
+        // of the two is known (this record's earlier attempt, or the other record's job),
+        // the pair is merged against what it was made from; otherwise what the two
+        // disagree on settles as a conflict.
+        let rules = self.pairing.rules();
+        let start = match origin {
+            // Made just now from the source as read: anything else the counterpart holds in
+            // the fields it was made with was edited since (between the create and its read).
+            Origin::Made if self.pairing.reads_back_as_made() => {
+                merge::made_from(rules, &source.fields, winner_of(side), w, c)
+            }
+            Origin::Found => match self.found_base(first_attempt, side, w, c).await? {
+                Some((base, from)) => merge::made_from(rules, &base, winner_of(from), w, c),
+                None => merge::link_start(w, c),
+            },
+            Origin::Made | Origin::Both => Snapshot {
                 webcrm: w.fields.clone(),
                 chargebee: c.fields.clone(),
-            }
+            },
         };
         let plan = merge::merge(self.pairing.rules(), &start, w, c);
         let versions = self.write_plan(&plan, w, c).await?;
@@ -680,6 +713,14 @@ impl Run<'_> {
                     .store
                     .clear_pending_create(self.name(), "webcrm", &c.id)
                     .await?;
+                // Either record's job may have begun a create (one of them waited for the
+                // other): the pair is linked now.
+                for (side, id) in [(Side::Webcrm, &w.id), (Side::Chargebee, &c.id)] {
+                    self.cx
+                        .store
+                        .clear_create_base(self.name(), side.as_str(), id)
+                        .await?;
+                }
                 // What the two records disagreed on when they were linked.
                 if !plan.conflicts.is_empty() || !plan.reports.is_empty() {
                     if let Some(link) = self.link_of(Side::Webcrm, &w.id).await? {
@@ -719,6 +760,38 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// For a found counterpart: the values a create began from, and the side they are
+    /// of, when one of the two records was made by a create of the other that never linked
+    /// them (this record's earlier attempt, or the other record's job).
+    async fn found_base(
+        &self,
+        first_attempt: bool,
+        side: Side,
+        w: &Observed,
+        c: &Observed,
+    ) -> Result<Option<(Fields, Side)>, SyncError> {
+        let id_of = |side: Side| match side {
+            Side::Webcrm => &w.id,
+            Side::Chargebee => &c.id,
+        };
+        let candidates = if first_attempt {
+            vec![other(side)]
+        } else {
+            vec![side, other(side)]
+        };
+        for from in candidates {
+            let text = self
+                .cx
+                .store
+                .create_base(self.name(), from.as_str(), id_of(from))
+                .await?;
+            if let Some(base) = text.and_then(|t| serde_json::from_str::<Fields>(&t).ok()) {
+                return Ok(Some((base, from)));
+            }
+        }
+        Ok(None)
     }
 
     /// Writes a plan's changes to each side; returns both sides' versions afterwards

@@ -293,6 +293,38 @@ pub fn adopt_own_writes(snapshot: &mut Snapshot, pending: &Snapshot, side: Winne
     }
 }
 
+/// The snapshot a link to a counterpart an earlier attempt made starts its first merge
+/// from: the source's values when that attempt began (`base`) on the source's side, and on
+/// the counterpart's, those values for the fields it was made with (its own for the rest).
+/// Edits since on either side then merge as edits, and only a field changed on both is a
+/// conflict.
+pub fn made_from(
+    rules: &[Rule],
+    base: &Fields,
+    source: Winner,
+    w: &Observed,
+    c: &Observed,
+) -> Snapshot {
+    let (counterpart, made_with): (&Observed, fn(&Rule) -> Flow) = match source {
+        Winner::Webcrm => (c, |r| r.to_chargebee),
+        Winner::Chargebee => (w, |r| r.to_webcrm),
+    };
+    let mut made = counterpart.fields.clone();
+    for rule in rules.iter().filter(|r| made_with(r) == Flow::Write) {
+        made.insert(rule.field.to_owned(), get(base, rule.field).clone());
+    }
+    match source {
+        Winner::Webcrm => Snapshot {
+            webcrm: base.clone(),
+            chargebee: made,
+        },
+        Winner::Chargebee => Snapshot {
+            webcrm: made,
+            chargebee: base.clone(),
+        },
+    }
+}
+
 /// The snapshot a link to a counterpart found rather than made starts its first merge from
 /// (the counterpart may have been edited since an earlier attempt made it, and nothing
 /// tells which side's value is the edit). Where the two records agree, that value; where
@@ -495,6 +527,25 @@ mod tests {
         let mut kept = s.clone();
         adopt_own_writes(&mut kept, &pending, Winner::Chargebee, &w.fields);
         assert_eq!(kept, s);
+    }
+
+    #[test]
+    fn a_counterpart_made_by_an_earlier_attempt_merges_edits_made_since() {
+        // A customer (Chargebee, the source) had name "n", email "a" when an attempt made
+        // the person from it; since then the person's name and the customer's email changed.
+        let base = fields(json!({"email": "a", "name": "n", "title": "t"}));
+        let w = obs(
+            json!({"email": "a", "name": "edited", "company": "Co", "title": "t"}),
+            1,
+        );
+        let c = obs(json!({"email": "b", "name": "n", "title": "t"}), 2);
+        let start = made_from(RULES, &base, Winner::Chargebee, &w, &c);
+        let p = merge(RULES, &start, &w, &c);
+        assert!(p.conflicts.is_empty(), "{:?}", p.conflicts);
+        assert_eq!(p.chargebee.get("name"), Some(&json!("edited")));
+        assert_eq!(p.webcrm.get("email"), Some(&json!("b")));
+        // The one-way field the person is the master of goes across as well.
+        assert_eq!(p.chargebee.get("company"), Some(&json!("Co")));
     }
 
     #[test]

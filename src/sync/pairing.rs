@@ -76,7 +76,8 @@ pub enum Created {
     Record(Observed),
     /// A counterpart that already existed (made by an earlier, interrupted attempt, or by
     /// the job of the other record before it linked): it may have been edited since it was
-    /// made, so what the two disagree on settles as a conflict when they are linked.
+    /// made, so the engine merges the pair against the values it was made from when those
+    /// are known, and settles what the two disagree on as conflicts when not.
     Found(Observed),
     /// As `Record`, for a create that also wrote to the source record: both as they now
     /// stand (the engine must not merge against the source as it was read before).
@@ -166,6 +167,15 @@ pub trait Pairing: Send + Sync + 'static {
         source: &Observed,
         hint: &Value,
     ) -> Result<Created, SyncError>;
+
+    /// Whether a counterpart this pairing makes reads back with exactly the values it was
+    /// made with, so that any difference found right after a create is an edit made since.
+    /// Pairings whose records gain or lose values on the way (an order line's status, a
+    /// catalogue blank written as `-`) leave it `false`: their new pairs start from what
+    /// both hold.
+    fn reads_back_as_made(&self) -> bool {
+        false
+    }
 
     /// A record this pairing never links, known by its id alone (another pairing's
     /// deterministic ids): its jobs end without a read.

@@ -19,7 +19,7 @@ use crate::intake::Side;
 
 use super::super::merge::{Fields, Flow, Observed, Rule};
 use super::super::normalize::{country, text};
-use super::super::pairing::{Created, Dependency, Expansion, Pairing, SyncContext, SyncError};
+use super::super::pairing::{Created, Expansion, Pairing, SyncContext, SyncError};
 use super::super::values::{
     email_value, found, from_raw, get_str, raw, text_value, touches, webcrm_id, webcrm_ms,
 };
@@ -445,24 +445,6 @@ impl PersonsCustomers {
                 .link_by_chargebee(NAME, customer_id)
                 .await?
                 .is_some_and(|link| link.webcrm_id != source.id);
-            // The customer's job made this person and links it when it commits (or, stopped
-            // on the way, will when it runs again): wait for it, so the person's edits since
-            // are merged against the values it was made with.
-            let creating = cx
-                .store
-                .pending_create(NAME, "webcrm", customer_id)
-                .await?
-                .is_some();
-            if creating && !linked_elsewhere {
-                return Err(SyncError::wait(
-                    format!("the customer {customer_id} is linking this person"),
-                    vec![Dependency {
-                        pairing: NAME,
-                        side: Side::Chargebee,
-                        id: customer_id.to_owned(),
-                    }],
-                ));
-            }
             // Linked to this person meanwhile: the commit finds the link and runs on it.
             if !linked_elsewhere {
                 if let Some(customer) = read_customer(cx, customer_id).await? {
@@ -644,6 +626,10 @@ impl Pairing for PersonsCustomers {
                 .map(customer_observed)
                 .collect(),
         }))
+    }
+
+    fn reads_back_as_made(&self) -> bool {
+        true
     }
 
     fn belongs_elsewhere(&self, side: Side, id: &str) -> bool {

@@ -188,6 +188,10 @@ impl Pairing for UsersCustomers {
         }))
     }
 
+    fn reads_back_as_made(&self) -> bool {
+        true
+    }
+
     fn belongs_elsewhere(&self, side: Side, id: &str) -> bool {
         side == Side::Chargebee && id.starts_with("wc-person-")
     }
