@@ -692,7 +692,7 @@ impl Run<'_> {
                 chargebee: c.fields.clone(),
             },
         };
-        let plan = merge::merge(self.pairing.rules(), &start, w, c);
+        let plan = merge::merge(rules, &start, w, c);
         let versions = self.write_plan(&plan, w, c).await?;
         let action = match side {
             Side::Webcrm => "created_in_chargebee",
@@ -700,7 +700,7 @@ impl Run<'_> {
         };
         let detail = json!({
             "from": winner_of(side),
-            "values": merge::create_values(self.pairing.rules(), &source, winner_of(side)),
+            "values": merge::create_values(rules, &source, winner_of(side)),
         });
         match self
             .commit(None, w, c, versions, plan.next.clone(), action, detail)
@@ -713,8 +713,7 @@ impl Run<'_> {
                     .store
                     .clear_pending_create(self.name(), "webcrm", &c.id)
                     .await?;
-                // Either record's job may have begun a create (one of them waited for the
-                // other): the pair is linked now.
+                // Either record's job may have begun a create: the pair is linked now.
                 for (side, id) in [(Side::Webcrm, &w.id), (Side::Chargebee, &c.id)] {
                     self.cx
                         .store
