@@ -359,15 +359,36 @@ async fn idempotent_replay_with_the_same_key_creates_one_record() {
         .count();
     assert_eq!(created_events, 1);
 
-    let other = person("wc-person-10", "j@example.com");
+    // A retry after the record was edited sends other values under the same caller key:
+    // it is a new request (the key sent follows the request), so instead of a refused key
+    // it meets the id the first attempt created, which the sync reads and links.
+    let edited = CustomerCreate {
+        last_name: Some("Smith-Jones".into()),
+        ..params.clone()
+    };
     let err = client
-        .create_customer(&other, "wc-person-9-create")
+        .create_customer(&edited, "wc-person-9-create")
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, ApiError::Rejected { .. }),
-        "a key reused for another request is refused"
-    );
+    assert!(is_duplicate(&err), "{err:?}");
+    assert_eq!(sb.handle().records("customer").len(), 1);
+    assert_eq!(sb.handle().write_count("customer.create"), 1);
+
+    // The emulator refuses a key reused for a different request, so the client must never
+    // send one.
+    let mut sent = Vec::new();
+    for email in ["k1@example.com", "k2@example.com"] {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/customers", sb.base_url()))
+            .basic_auth(sb.api_key(), Some(""))
+            .header(IDEMPOTENCY_HEADER, "same-key")
+            .form(&[("email", email)])
+            .send()
+            .await
+            .expect("request is sent");
+        sent.push(resp.status().as_u16());
+    }
+    assert_eq!(sent, [200, 400]);
     sb.shutdown().await;
 }
 

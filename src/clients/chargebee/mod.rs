@@ -19,6 +19,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::clients::outbound::{
@@ -32,6 +33,37 @@ pub use types::*;
 
 /// The `api` label of metrics and spans.
 pub const API_NAME: &str = "chargebee";
+/// The idempotency key sent for one request: the caller's key (derived from our own ids,
+/// so that a retry after a crash sends it again) joined to a digest of the request. A retry
+/// of the same request is then replayed, while a retry whose values changed meanwhile (the
+/// record was edited) is a new request rather than a refused reuse of the key; a create
+/// made twice that way meets `duplicate_entry` on its deterministic id.
+fn request_key(base: &str, path: &str, pairs: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
+    sorted.sort();
+    let mut digest = Sha256::new();
+    digest.update(path.as_bytes());
+    for (k, v) in sorted {
+        for part in [k, v] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part.as_bytes());
+        }
+    }
+    let hex: String = digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // Chargebee takes keys of up to 100 characters.
+    let base: String = base
+        .chars()
+        .take(IDEMPOTENCY_KEY_MAX - hex.len() - 1)
+        .collect();
+    format!("{base}.{hex}")
+}
+
+/// The longest idempotency key Chargebee accepts.
+const IDEMPOTENCY_KEY_MAX: usize = 100;
+
 /// Request header carrying the caller's idempotency key.
 pub const IDEMPOTENCY_HEADER: &str = "chargebee-idempotency-key";
 /// Response header set when Chargebee replays a stored response.
@@ -258,9 +290,10 @@ impl ChargebeeClient {
         idempotency_key: Option<&str>,
     ) -> JsonResult {
         let url = self.url(segments)?;
+        let key = idempotency_key.map(|k| request_key(k, url.path(), &pairs));
         self.outbound
             .call(operation, || {
-                self.exchange(method.clone(), url.clone(), &pairs, idempotency_key)
+                self.exchange(method.clone(), url.clone(), &pairs, key.as_deref())
             })
             .await
     }
@@ -760,6 +793,42 @@ fn parse_page<T: DeserializeOwned>(mut value: Value, key: &str) -> Result<Page<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_keys_follow_the_request() {
+        let pairs = |v: &str| {
+            vec![
+                ("id".to_owned(), "c1".to_owned()),
+                ("last_name".to_owned(), v.to_owned()),
+            ]
+        };
+        let key = request_key("wc-person-1", "/api/v2/customers", &pairs("A"));
+        assert!(key.starts_with("wc-person-1."), "{key}");
+        assert_eq!(
+            key,
+            request_key("wc-person-1", "/api/v2/customers", &pairs("A"))
+        );
+        let mut reordered = pairs("A");
+        reordered.reverse();
+        assert_eq!(
+            key,
+            request_key("wc-person-1", "/api/v2/customers", &reordered)
+        );
+        assert_ne!(
+            key,
+            request_key("wc-person-1", "/api/v2/customers", &pairs("B"))
+        );
+        assert_ne!(
+            key,
+            request_key("wc-person-1", "/api/v2/items", &pairs("A"))
+        );
+        // A key and a value cannot trade characters and give the same digest.
+        let a = vec![("ab".to_owned(), "c".to_owned())];
+        let b = vec![("a".to_owned(), "bc".to_owned())];
+        assert_ne!(request_key("k", "/p", &a), request_key("k", "/p", &b));
+        let long = request_key(&"x".repeat(300), "/p", &a);
+        assert_eq!(long.chars().count(), IDEMPOTENCY_KEY_MAX);
+    }
 
     #[test]
     fn classify_error_maps_chargebee_codes() {
