@@ -162,7 +162,7 @@ pub trait SyncStore: Send + Sync {
         &self,
         link_id: i64,
         revision: i64,
-        writes: &str,
+        writes: Option<&str>,
     ) -> StoreResult<bool>;
     /// Keeps a record's values (JSON) as the sync begins creating its counterpart; an
     /// earlier attempt's are kept. Whether this call stored them (no earlier attempt).
@@ -482,7 +482,7 @@ macro_rules! impl_sync_store {
                 &self,
                 link_id: i64,
                 revision: i64,
-                writes: &str,
+                writes: Option<&str>,
             ) -> $crate::store::StoreResult<bool> {
                 let _writer = self.write_guard().await;
                 let done = sqlx::query($crate::store::sync::sql::NOTE_PENDING_WRITES)

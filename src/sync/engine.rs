@@ -205,6 +205,17 @@ enum Origin {
     Both,
 }
 
+impl Versions {
+    /// The versions the two records were read at.
+    fn before(w: &Observed, c: &Observed) -> Versions {
+        Versions {
+            webcrm: w.version.clone(),
+            chargebee: c.version.clone(),
+            webcrm_written_at: None,
+        }
+    }
+}
+
 /// What became of a commit attempt.
 enum Committed {
     Yes,
@@ -249,21 +260,7 @@ impl Run<'_> {
                 Some(source) => self.create_counterpart(side, source).await,
             };
         };
-        let echo = match side {
-            // The event carries exactly the version this link last synced (usually our own
-            // write coming back): nothing can have changed, not even worth a read.
-            Side::Chargebee => self.is_own_version(live),
-            Side::Webcrm => self.is_webcrm_echo(live).await?,
-        };
-        if echo {
-            tracing::debug!(
-                pairing = self.name(),
-                link = live.id,
-                side = side.as_str(),
-                "echo of our own write"
-            );
-            metrics::counter!("sync_echoes_skipped_total", "pairing" => self.name(), "side" => side.as_str())
-                .increment(1);
+        if self.is_echo(side, live).await? {
             return Ok(Committed::Yes);
         }
         // The job for the pair's other record may be at it: one job per pair reads, writes
@@ -272,9 +269,13 @@ impl Run<'_> {
             return Ok(Committed::Stale);
         };
         let result = async {
-            // Read again under the hold: the other job may have committed meanwhile.
+            // Read again under the hold: the other job may have committed meanwhile, and
+            // what it committed may be the write this job's notification echoes.
             match self.link_of(side, id).await? {
                 Some(link) if link.tombstoned_at.is_none() => {
+                    if link.revision != live.revision && self.is_echo(side, &link).await? {
+                        return Ok(Committed::Yes);
+                    }
                     let source = self.read_source(&link, side, id).await?;
                     self.sync_linked(link, side, source).await
                 }
@@ -371,6 +372,28 @@ impl Run<'_> {
             .filter(|o| o.version.as_deref() == Some(hinted.to_string().as_str())))
     }
 
+    /// Whether the job's notification is the echo of the sync's own write to its record,
+    /// which ends the job before any read.
+    async fn is_echo(&self, side: Side, link: &SyncLink) -> Result<bool, SyncError> {
+        let echo = match side {
+            // The event carries exactly the version this link last synced (usually our own
+            // write coming back): nothing can have changed, not even worth a read.
+            Side::Chargebee => self.is_own_version(link),
+            Side::Webcrm => self.is_webcrm_echo(link).await?,
+        };
+        if echo {
+            tracing::debug!(
+                pairing = self.name(),
+                link = link.id,
+                side = side.as_str(),
+                "echo of our own write"
+            );
+            metrics::counter!("sync_echoes_skipped_total", "pairing" => self.name(), "side" => side.as_str())
+                .increment(1);
+        }
+        Ok(echo)
+    }
+
     /// Whether a webCRM hook job is the echo of the sync's own write: the link was written
     /// within [`WEBCRM_ECHO_WINDOW_MS`], this is the only hook the record got since, and
     /// no other job took that echo first. webCRM hooks carry no version, so the count of
@@ -430,6 +453,32 @@ impl Run<'_> {
         let counterpart_id = match counterpart_side {
             Side::Webcrm => link.webcrm_id.clone(),
             Side::Chargebee => link.chargebee_id.clone(),
+        };
+        // webCRM's PUT replaces the whole record and takes no version, so an edit made
+        // between the read a PUT is based on and the PUT itself is overwritten: nothing slow
+        // may come between the two. When this job's record is Chargebee's, every value the
+        // merge can write to webCRM is Chargebee's and known now, so it is noted (see
+        // `pending_writes` below) before webCRM is read, and the PUT follows the read.
+        let noted = match (side, &source) {
+            (Side::Chargebee, Some(c)) => {
+                let possible = merge::possible_webcrm_writes(
+                    self.pairing.rules(),
+                    &snapshot,
+                    &c.fields,
+                    self.forced,
+                );
+                if !possible.is_empty() {
+                    let writes = Snapshot {
+                        webcrm: possible.clone(),
+                        chargebee: Fields::new(),
+                    };
+                    if !self.note(&link, Some(&writes)).await? {
+                        return Ok(Committed::Stale);
+                    }
+                }
+                Some(possible)
+            }
+            _ => None,
         };
         let counterpart = self
             .read_linked(&snapshot, counterpart_side, &counterpart_id, &Value::Null)
@@ -492,6 +541,9 @@ impl Run<'_> {
             && plan.reports.is_empty()
         {
             // An echo, a duplicate or a stale event: nothing to write, nothing to store.
+            if noted.as_ref().is_some_and(|n| !n.is_empty()) {
+                self.note(&link, None).await?;
+            }
             self.settle(&plan, &link.webcrm_id, &link.chargebee_id)
                 .await?;
             tracing::debug!(
@@ -502,23 +554,12 @@ impl Run<'_> {
             );
             return Ok(Committed::Yes);
         }
-        if !plan.writes_nothing() {
-            // Noted first: if this run stops after a write and before its commit, the next
-            // one knows the written values as its own.
-            let writes = Snapshot {
-                webcrm: plan.webcrm.clone(),
-                chargebee: plan.chargebee.clone(),
-            };
-            let noted = self
-                .cx
-                .store
-                .note_pending_writes(link.id, link.revision, &writes.to_text())
-                .await?;
-            if !noted {
-                return Ok(Committed::Stale);
-            }
-        }
-        let versions = self.write_plan(&plan, &w, &c).await?;
+        let Some(versions) = self
+            .write_linked(&link, &plan, &snapshot, &w, &c, noted.as_ref())
+            .await?
+        else {
+            return Ok(Committed::Stale);
+        };
         self.record_conflicts(&plan, link.id, &w, &c).await?;
         self.settle(&plan, &link.webcrm_id, &link.chargebee_id)
             .await?;
@@ -793,7 +834,7 @@ impl Run<'_> {
         Ok(None)
     }
 
-    /// Writes a plan's changes to each side; returns both sides' versions afterwards
+    /// Writes a new pair's plan to each side; returns both sides' versions afterwards
     /// (webCRM's, and Chargebee's when its write did not return one, become unknown).
     async fn write_plan(
         &self,
@@ -801,25 +842,107 @@ impl Run<'_> {
         w: &Observed,
         c: &Observed,
     ) -> Result<Versions, SyncError> {
-        let mut versions = Versions {
-            webcrm: w.version.clone(),
-            chargebee: c.version.clone(),
-            webcrm_written_at: None,
+        let mut versions = Versions::before(w, c);
+        self.write_side(Side::Webcrm, plan, w, &mut versions)
+            .await?;
+        self.write_side(Side::Chargebee, plan, c, &mut versions)
+            .await?;
+        Ok(versions)
+    }
+
+    /// Writes a linked pair's plan, each value noted on the link before it is written: if
+    /// this run stops after a write and before its commit, the next knows the value as its
+    /// own. `noted` holds what was noted before webCRM was read; when it does not cover the
+    /// webCRM writes, or webCRM was read before something slow, webCRM is read again right
+    /// before its PUT. `None` when the link or the webCRM record moved meanwhile.
+    async fn write_linked(
+        &self,
+        link: &SyncLink,
+        plan: &Plan,
+        snapshot: &Snapshot,
+        w: &Observed,
+        c: &Observed,
+        noted: Option<&Fields>,
+    ) -> Result<Option<Versions>, SyncError> {
+        let all = Snapshot {
+            webcrm: plan.webcrm.clone(),
+            chargebee: plan.chargebee.clone(),
         };
+        let mut noted_all = false;
+        let mut versions = Versions::before(w, c);
         if !plan.webcrm.is_empty() {
-            versions.webcrm_written_at = Some(now_ms());
-            versions.webcrm = self
-                .pairing
-                .write(self.cx, Side::Webcrm, w, &plan.webcrm)
+            let read_just_now =
+                noted.is_some_and(|n| merge::covers_webcrm_writes(n, plan, snapshot));
+            let fresh;
+            let base = if read_just_now {
+                w
+            } else {
+                if !self.note(link, Some(&all)).await? {
+                    return Ok(None);
+                }
+                noted_all = true;
+                fresh = self
+                    .read_linked(
+                        &Snapshot::parse(&link.snapshot),
+                        Side::Webcrm,
+                        &w.id,
+                        &Value::Null,
+                    )
+                    .await?;
+                match &fresh {
+                    Some(f) if f.fields == w.fields => f,
+                    _ => return Ok(None),
+                }
+            };
+            self.write_side(Side::Webcrm, plan, base, &mut versions)
                 .await?;
         }
         if !plan.chargebee.is_empty() {
-            versions.chargebee = self
-                .pairing
-                .write(self.cx, Side::Chargebee, c, &plan.chargebee)
+            if !noted_all && !self.note(link, Some(&all)).await? {
+                return Ok(None);
+            }
+            self.write_side(Side::Chargebee, plan, c, &mut versions)
                 .await?;
         }
-        Ok(versions)
+        Ok(Some(versions))
+    }
+
+    /// Writes one side's part of a plan onto `current` (that side's record as read).
+    async fn write_side(
+        &self,
+        side: Side,
+        plan: &Plan,
+        current: &Observed,
+        versions: &mut Versions,
+    ) -> Result<(), SyncError> {
+        match side {
+            Side::Webcrm if !plan.webcrm.is_empty() => {
+                versions.webcrm_written_at = Some(now_ms());
+                versions.webcrm = self
+                    .pairing
+                    .write(self.cx, Side::Webcrm, current, &plan.webcrm)
+                    .await?;
+            }
+            Side::Chargebee if !plan.chargebee.is_empty() => {
+                versions.chargebee = self
+                    .pairing
+                    .write(self.cx, Side::Chargebee, current, &plan.chargebee)
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Notes on the link the values about to be written (`None` clears the note); false
+    /// when the link moved since it was read.
+    async fn note(&self, link: &SyncLink, writes: Option<&Snapshot>) -> Result<bool, SyncError> {
+        let text = writes.map(Snapshot::to_text);
+        Ok(self
+            .cx
+            .store
+            .note_pending_writes(link.id, link.revision, text.as_deref())
+            .await?)
     }
 
     #[allow(clippy::too_many_arguments)]

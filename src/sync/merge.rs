@@ -278,6 +278,36 @@ pub fn merge_forcing(
     plan
 }
 
+/// Every value a merge with this Chargebee record could write to webCRM that webCRM's
+/// snapshot does not hold already. A merge only ever writes Chargebee's value (or a forced
+/// one) to webCRM, so these are known before webCRM is read: noting them first lets the
+/// webCRM PUT follow its read with nothing in between (see the engine).
+pub fn possible_webcrm_writes(
+    rules: &[Rule],
+    snapshot: &Snapshot,
+    chargebee: &Fields,
+    forced: &Fields,
+) -> Fields {
+    rules
+        .iter()
+        .filter(|r| r.to_webcrm == Flow::Write)
+        .filter_map(|r| {
+            let value = forced
+                .get(r.field)
+                .unwrap_or_else(|| get(chargebee, r.field));
+            (value != get(&snapshot.webcrm, r.field)).then(|| (r.field.to_owned(), value.clone()))
+        })
+        .collect()
+}
+
+/// Whether `noted` covers every webCRM write of `plan` that a later run could mistake for
+/// an edit (a value webCRM's snapshot does not already hold).
+pub fn covers_webcrm_writes(noted: &Fields, plan: &Plan, snapshot: &Snapshot) -> bool {
+    plan.webcrm
+        .iter()
+        .all(|(f, v)| get(&snapshot.webcrm, f) == v || noted.get(f) == Some(v))
+}
+
 /// Takes into `snapshot` the values a sync was about to write (`pending`, noted on the link
 /// before the write) that one side's record now holds (`side`, its fields as read): that
 /// write happened but its commit did not, so those values are ours, not someone's edit.
@@ -437,6 +467,49 @@ mod tests {
             webcrm: fields(w),
             chargebee: fields(c),
         }
+    }
+
+    #[test]
+    fn possible_webcrm_writes_cover_every_merge() {
+        // Every combination of snapshot, current values and forcing, for each kind of rule:
+        // what a merge writes to webCRM is always among the values noted before the read.
+        let rules = [
+            Rule::both("f"),
+            Rule::to_chargebee("f"),
+            Rule::to_webcrm("f"),
+            Rule::with("f", Flow::Report, Flow::Write),
+            Rule::with("f", Flow::Write, Flow::Report),
+        ];
+        let values = [json!("a"), json!("b"), json!("c"), Value::Null];
+        let one = |v: &Value| fields(json!({ "f": v }));
+        let mut merges_writing_webcrm = 0;
+        for rule in rules {
+            for sw in &values {
+                for sc in &values {
+                    for w in &values {
+                        for c in &values {
+                            for forced in [Fields::new(), one(&json!("a"))] {
+                                let s = Snapshot {
+                                    webcrm: one(sw),
+                                    chargebee: one(sc),
+                                };
+                                let (wo, co) =
+                                    (obs(json!({ "f": w }), 1), obs(json!({ "f": c }), 2));
+                                let plan = merge_forcing(&[rule], &s, &wo, &co, &forced);
+                                let noted =
+                                    possible_webcrm_writes(&[rule], &s, &co.fields, &forced);
+                                assert!(
+                                    covers_webcrm_writes(&noted, &plan, &s),
+                                    "{rule:?} {s:?} w={w} c={c} forced={forced:?}: {plan:?} not in {noted:?}"
+                                );
+                                merges_writing_webcrm += usize::from(!plan.webcrm.is_empty());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(merges_writing_webcrm > 100, "{merges_writing_webcrm}");
     }
 
     #[test]
