@@ -89,6 +89,11 @@ pub const SETTINGS: &[Setting] = &[
         Some("150"),
         "outbound request budget for Chargebee",
     ),
+    setting(
+        "CHARGEBEE_REQUEST_TIMEOUT_SECS",
+        Some("60"),
+        "how long one Chargebee request may take before it is abandoned and retried",
+    ),
     required("WEBCRM_API_TOKEN", true, "webCRM application token (GUID)"),
     setting(
         "WEBCRM_BASE_URL",
@@ -104,6 +109,11 @@ pub const SETTINGS: &[Setting] = &[
         "WEBCRM_RATE_LIMIT_PER_MINUTE",
         Some("250"),
         "outbound request budget for webCRM",
+    ),
+    setting(
+        "WEBCRM_REQUEST_TIMEOUT_SECS",
+        Some("30"),
+        "how long one webCRM request may take before it is abandoned and retried",
     ),
     required(
         "ADMIN_TOKEN",
@@ -338,6 +348,7 @@ pub struct ChargebeeSettings {
     pub webhook_username: String,
     pub webhook_password: SecretString,
     pub rate_limit_per_minute: u32,
+    pub request_timeout: Duration,
 }
 
 impl ChargebeeSettings {
@@ -347,6 +358,7 @@ impl ChargebeeSettings {
             self.api_key.clone(),
         );
         c.rate_limit_per_minute = self.rate_limit_per_minute;
+        c.request_timeout = self.request_timeout;
         c
     }
 }
@@ -357,6 +369,7 @@ pub struct WebcrmSettings {
     pub base_url: Url,
     pub webhook_secret: SecretString,
     pub rate_limit_per_minute: u32,
+    pub request_timeout: Duration,
 }
 
 impl WebcrmSettings {
@@ -364,6 +377,7 @@ impl WebcrmSettings {
         let mut c = crate::clients::webcrm::WebcrmClientConfig::new(self.api_token.clone());
         c.base_url = self.base_url.as_str().trim_end_matches('/').to_string();
         c.rate_limit_per_minute = self.rate_limit_per_minute;
+        c.timeouts.request = self.request_timeout;
         c
     }
 }
@@ -766,6 +780,7 @@ impl Validator<'_> {
         let webhook_username = self.required("CHARGEBEE_WEBHOOK_USERNAME");
         let webhook_password = self.secret("CHARGEBEE_WEBHOOK_PASSWORD");
         let rate = self.positive("CHARGEBEE_RATE_LIMIT_PER_MINUTE");
+        let timeout = self.positive("CHARGEBEE_REQUEST_TIMEOUT_SECS");
         Some(Some(ChargebeeSettings {
             site: site?,
             api_key: api_key?,
@@ -773,6 +788,7 @@ impl Validator<'_> {
             webhook_username: webhook_username?,
             webhook_password: webhook_password?,
             rate_limit_per_minute: rate?,
+            request_timeout: Duration::from_secs(timeout?.into()),
         }))
     }
 
@@ -789,11 +805,13 @@ impl Validator<'_> {
             }
         }
         let rate = self.positive("WEBCRM_RATE_LIMIT_PER_MINUTE");
+        let timeout = self.positive("WEBCRM_REQUEST_TIMEOUT_SECS");
         Some(Some(WebcrmSettings {
             api_token: api_token?,
             base_url: base_url?,
             webhook_secret: webhook_secret?,
             rate_limit_per_minute: rate?,
+            request_timeout: Duration::from_secs(timeout?.into()),
         }))
     }
 

@@ -1,8 +1,10 @@
 //! Faults outside the service: flaky APIs and a database outage.
 //!
 //! - Flaky APIs (both backends): about 20% of the answers of both sandboxes are 429 with
-//!   `Retry-After`, 500, or two-second stalls, while records are created and edited on both
-//!   sides. The sync converges, nothing is duplicated, and the outbound limiter keeps to the
+//!   `Retry-After`, 500, or timeouts (answers that come after the client gave up, half of
+//!   them for requests that were carried out all the same), while records are created and
+//!   edited on both sides. The first create on each side times out after it was made. The
+//!   sync converges, nothing is duplicated, and the outbound limiter keeps to the
 //!   configured budget, counted at the sandboxes from each request's arrival time.
 //! - Database outage (Postgres): the service runs as a child `serve` process on a Postgres
 //!   server of the test's own, which is stopped for 10 s mid-run. Webhooks answer 503 while
@@ -51,21 +53,33 @@ async fn flaky_apis_converge_within_budget(backend: Backend) {
         &[
             ("CHARGEBEE_RATE_LIMIT_PER_MINUTE", &cb_budget),
             ("WEBCRM_RATE_LIMIT_PER_MINUTE", &wc_budget),
+            ("CHARGEBEE_REQUEST_TIMEOUT_SECS", "1"),
+            ("WEBCRM_REQUEST_TIMEOUT_SECS", "1"),
         ],
     )
     .await;
     let t0 = Instant::now();
+    // The first create on each side is carried out and its answer comes too late: the
+    // service must find what it made instead of making it again.
+    let late = Duration::from_secs(2);
+    w.cb.handle()
+        .inject(CbFault::late_answer(late).for_operation("customer.create"));
+    w.wc.state()
+        .fail_next_request("POST /Persons", 1, WcFault::LateAnswer(late));
     // Roughly 20% of answers on each side: 5% 429 (Retry-After 1 s, which pauses the whole
-    // API), 10% 500, 5% one-second stalls.
-    let stall = Duration::from_secs(1);
+    // API), 10% 500, 5% answered after the client's 1 s timeout (before the request is
+    // carried out, or after).
     w.cb.handle()
         .inject(CbFault::rate_limit(Some(1)).percent(5));
     w.cb.handle().inject(CbFault::server_error(500).percent(10));
-    w.cb.handle().inject(CbFault::latency(stall).percent(5));
-    // webCRM applies the first plan that fires: 5%, then 10% of the rest, then 6% of that.
+    w.cb.handle().inject(CbFault::latency(late).percent(3));
+    w.cb.handle().inject(CbFault::late_answer(late).percent(2));
+    // webCRM applies the first plan that fires: 5%, then 10% of the rest, then 3% and 2%
+    // of what is left.
     w.wc.state().fail_percent(5, WcFault::rate_limit(1));
     w.wc.state().fail_percent(11, WcFault::ServerError(500));
-    w.wc.state().fail_percent(6, WcFault::Latency(stall));
+    w.wc.state().fail_percent(4, WcFault::Latency(late));
+    w.wc.state().fail_percent(2, WcFault::LateAnswer(late));
 
     let org =
         w.wc.state()
@@ -149,13 +163,22 @@ async fn flaky_apis_converge_within_budget(backend: Backend) {
     assert_eq!(w.links(PAIRING).await.len(), expected.len());
     assert!(w.dead_jobs().await.is_empty(), "{:?}", w.dead_jobs().await);
 
-    // The faults really happened.
+    // The faults really happened, the late creates among them.
     let calls = w.wc.state().calls();
     let wc_faulted = calls
         .iter()
         .filter(|c| c.status == 429 || c.status == 500)
         .count();
     assert!(wc_faulted > 0, "no webCRM fault was answered");
+    let wc_creates = calls
+        .iter()
+        .filter(|c| c.method == "POST" && c.route == "/Persons")
+        .count();
+    assert!(
+        wc_creates >= 4,
+        "{wc_creates} person creates for 4 customers"
+    );
+    assert!(w.cb.handle().request_count("customer.create") >= 6);
 
     // Budget, counted at the sandboxes.
     let cb_times: Vec<Instant> =

@@ -13,7 +13,7 @@ use wcs::clients::outbound::ApiError;
 use wcs::clients::webcrm::{Hook, HookEntity, HookEventType, Person, WebcrmClient};
 use wcs::sandbox::webcrm::{
     HookDelivery, HookPayloadShape, PutSemantics, RunningWebcrmSandbox, SandboxEntity,
-    WebcrmSandbox, WebcrmSandboxOptions,
+    WebcrmSandbox, WebcrmSandboxOptions, WebcrmSandboxState,
 };
 
 type Received = Arc<Mutex<Vec<(String, String)>>>;
@@ -162,23 +162,29 @@ async fn writes_maintain_audit_fields_and_ignore_client_supplied_ones() {
     assert_eq!(state.total_writes(), 1);
 }
 
-#[tokio::test]
-async fn put_replaces_the_record_unless_merge_is_configured() {
-    let (sandbox, client) = start(WebcrmSandboxOptions::default()).await;
-    let state = sandbox.state();
+/// A new organisation and a person in it made through the UI: (organisation id, person
+/// id, the person id as the client takes it).
+fn person_in_org(state: &WebcrmSandboxState, person: Value) -> (i64, i64, i32) {
     let org = state
         .ui_create(
             SandboxEntity::Organisation,
             json!({"OrganisationName": "o"}),
         )
         .expect("org");
+    let mut fields = person;
+    fields["PersonOrganisationId"] = json!(org);
     let id = state
-        .ui_create(
-            SandboxEntity::Person,
-            json!({"PersonLastName": "A", "PersonEmail": "a@x", "PersonOrganisationId": org}),
-        )
+        .ui_create(SandboxEntity::Person, fields)
         .expect("person");
-    let id32 = i32::try_from(id).expect("small");
+    (org, id, i32::try_from(id).expect("small"))
+}
+
+#[tokio::test]
+async fn put_replaces_the_record_unless_merge_is_configured() {
+    let (sandbox, client) = start(WebcrmSandboxOptions::default()).await;
+    let state = sandbox.state();
+    let (org, id, id32) =
+        person_in_org(&state, json!({"PersonLastName": "A", "PersonEmail": "a@x"}));
     let partial = Person {
         last_name: Some("B".into()),
         ..Person::default()
@@ -202,6 +208,60 @@ async fn put_replaces_the_record_unless_merge_is_configured() {
             .email
             .as_deref(),
         Some("a@x")
+    );
+}
+
+#[tokio::test]
+async fn a_put_over_a_ui_edit_made_since_its_read_is_reported() {
+    let (sandbox, client) = start(WebcrmSandboxOptions::default()).await;
+    let state = sandbox.state();
+    let (_, id, id32) = person_in_org(
+        &state,
+        json!({"PersonFirstName": "Ann", "PersonLastName": "A"}),
+    );
+
+    // Read, then a UI edit of two fields (one twice), then the PUT of the record as read.
+    let mut read = client.get_person(id32).await.expect("read");
+    state
+        .ui_update(SandboxEntity::Person, id, json!({"PersonDirectPhone": "1"}))
+        .expect("ui");
+    state
+        .ui_update(
+            SandboxEntity::Person,
+            id,
+            json!({"PersonDirectPhone": "2", "PersonFirstName": "Anna"}),
+        )
+        .expect("ui");
+    read.last_name = Some("B".into());
+    client.update_person(id32, &read).await.expect("put");
+    let puts = state.puts_after_reads();
+    assert_eq!(puts.len(), 1);
+    assert_eq!((puts[0].entity, puts[0].id), (SandboxEntity::Person, id));
+    assert!(puts[0].gap.is_some());
+    assert_eq!(
+        puts[0].overwritten,
+        vec![
+            ("PersonDirectPhone".to_owned(), json!("2"), Value::Null),
+            ("PersonFirstName".to_owned(), json!("Anna"), json!("Ann")),
+        ]
+    );
+
+    // An edit the read saw, or one the PUT keeps, is not lost.
+    state
+        .ui_update(SandboxEntity::Person, id, json!({"PersonDirectPhone": "3"}))
+        .expect("ui");
+    let mut read = client.get_person(id32).await.expect("read");
+    state
+        .ui_update(SandboxEntity::Person, id, json!({"PersonLastName": "C"}))
+        .expect("ui");
+    read.last_name = Some("C".into());
+    client.update_person(id32, &read).await.expect("put");
+    let puts = state.puts_after_reads();
+    assert_eq!(puts.len(), 2);
+    assert!(puts[1].overwritten.is_empty(), "{:?}", puts[1]);
+    assert_eq!(
+        state.record(SandboxEntity::Person, id).expect("person")["PersonDirectPhone"],
+        json!("3")
     );
 }
 

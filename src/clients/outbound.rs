@@ -379,9 +379,34 @@ impl Outbound {
     /// `api`, `operation`, `attempts` and `status`, and counts every attempt in
     /// `outbound_calls_total{api,operation,status}`. `operation` must not contain secrets or
     /// record data (use names such as `customer.update`).
-    pub async fn call<T, F, Fut>(
+    pub async fn call<T, F, Fut>(&self, operation: &'static str, request: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        self.run(operation, true, request).await
+    }
+
+    /// [`Outbound::call`] for a request that must not be carried out twice (a create that
+    /// has no idempotency key): only a 429, which says it was not carried out, is retried
+    /// here. After a timeout or a 5xx it may have been, so the error goes back to the
+    /// caller, whose retry first looks for what the request made.
+    pub async fn call_unrepeatable<T, F, Fut>(
         &self,
         operation: &'static str,
+        request: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        self.run(operation, false, request).await
+    }
+
+    async fn run<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        repeatable: bool,
         mut request: F,
     ) -> Result<T, ApiError>
     where
@@ -425,7 +450,11 @@ impl Outbound {
                     let pause = retry_after.unwrap_or_else(|| self.retry.backoff(attempt));
                     self.limiter.pause_for(pause);
                 }
-                match self.retry.next_delay(&err, attempt, started.elapsed()) {
+                let may_repeat = repeatable || matches!(err, ApiError::RateLimited { .. });
+                let delay = may_repeat
+                    .then(|| self.retry.next_delay(&err, attempt, started.elapsed()))
+                    .flatten();
+                match delay {
                     Some(delay) => {
                         tracing::debug!(attempt, error = %err, delay_ms = delay.as_millis() as u64, "outbound call failed; retrying");
                         // A RateLimited pause is already enforced by the limiter itself.

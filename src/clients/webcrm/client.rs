@@ -224,27 +224,34 @@ impl WebcrmClient {
         body: Option<Vec<u8>>,
     ) -> Result<RawResponse, ApiError> {
         let url = self.url(path);
-        self.inner
-            .outbound
-            .call(operation, || {
-                let url = url.clone();
-                let method = method.clone();
-                let body = body.clone();
-                async move {
-                    let token = self.access_token(None).await?;
-                    let first = self
-                        .send_once(&method, &url, query, body.clone(), &token)
-                        .await?;
-                    if first.status() != StatusCode::UNAUTHORIZED {
-                        return into_result(first).await;
-                    }
-                    tracing::debug!("webCRM answered 401; logging in again");
-                    let token = self.access_token(Some(token.generation)).await?;
-                    let second = self.send_once(&method, &url, query, body, &token).await?;
-                    into_result(second).await
+        // A POST creates (webCRM has no idempotency key), so it is not sent again after a
+        // failure that may have come after the record was made; every other method is safe
+        // to repeat.
+        let repeatable = method != Method::POST;
+        let attempt = || {
+            let url = url.clone();
+            let method = method.clone();
+            let body = body.clone();
+            async move {
+                let token = self.access_token(None).await?;
+                let first = self
+                    .send_once(&method, &url, query, body.clone(), &token)
+                    .await?;
+                if first.status() != StatusCode::UNAUTHORIZED {
+                    return into_result(first).await;
                 }
-            })
-            .await
+                tracing::debug!("webCRM answered 401; logging in again");
+                let token = self.access_token(Some(token.generation)).await?;
+                let second = self.send_once(&method, &url, query, body, &token).await?;
+                into_result(second).await
+            }
+        };
+        let outbound = &self.inner.outbound;
+        if repeatable {
+            outbound.call(operation, attempt).await
+        } else {
+            outbound.call_unrepeatable(operation, attempt).await
+        }
     }
 
     async fn send_once(

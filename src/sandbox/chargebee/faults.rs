@@ -15,6 +15,9 @@ pub enum FaultKind {
     ServerError { status: u16 },
     /// Delay the answer, then handle the request normally.
     Latency(Duration),
+    /// Handle the request, then wait this long before answering: a client that gives up
+    /// first never learns that its write happened (a timeout after the fact).
+    LateAnswer(Duration),
 }
 
 /// One fault rule. Built with the constructors and refined with [`Fault::times`],
@@ -55,6 +58,11 @@ impl Fault {
         Self::new(FaultKind::Latency(delay))
     }
 
+    /// The next request is handled, and its answer delayed.
+    pub fn late_answer(delay: Duration) -> Self {
+        Self::new(FaultKind::LateAnswer(delay))
+    }
+
     /// Apply to the next `n` matching requests.
     pub fn times(mut self, n: u32) -> Self {
         self.remaining = Some(n);
@@ -82,8 +90,8 @@ impl Fault {
 }
 
 /// Pick the faults that apply to this request (consuming their counts): at most one
-/// latency and at most one error.
-pub fn take(faults: &mut Vec<Fault>, operation: &str) -> (Option<Duration>, Option<FaultKind>) {
+/// delay (a [`FaultKind::Latency`] or a [`FaultKind::LateAnswer`]) and at most one error.
+pub fn take(faults: &mut Vec<Fault>, operation: &str) -> (Option<FaultKind>, Option<FaultKind>) {
     let mut latency = None;
     let mut error = None;
     let mut rng = rand::rng();
@@ -94,7 +102,7 @@ pub fn take(faults: &mut Vec<Fault>, operation: &str) -> (Option<Duration>, Opti
         if fault.remaining == Some(0) {
             continue;
         }
-        let is_latency = matches!(fault.kind, FaultKind::Latency(_));
+        let is_latency = matches!(fault.kind, FaultKind::Latency(_) | FaultKind::LateAnswer(_));
         if (is_latency && latency.is_some()) || (!is_latency && error.is_some()) {
             continue;
         }
@@ -106,9 +114,10 @@ pub fn take(faults: &mut Vec<Fault>, operation: &str) -> (Option<Duration>, Opti
         if let Some(n) = fault.remaining.as_mut() {
             *n -= 1;
         }
-        match &fault.kind {
-            FaultKind::Latency(d) => latency = Some(*d),
-            other => error = Some(other.clone()),
+        if is_latency {
+            latency = Some(fault.kind.clone());
+        } else {
+            error = Some(fault.kind.clone());
         }
     }
     faults.retain(|f| f.remaining != Some(0));

@@ -820,7 +820,7 @@ fn fault_response(kind: &FaultKind) -> Response {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY);
             (status, "<html><body>upstream error</body></html>").into_response()
         }
-        FaultKind::Latency(_) => StatusCode::OK.into_response(),
+        FaultKind::Latency(_) | FaultKind::LateAnswer(_) => StatusCode::OK.into_response(),
     }
 }
 
@@ -854,13 +854,30 @@ async fn serve(
         st.request_times.push(Instant::now());
         faults::take(&mut st.faults, op.id)
     };
-    if let Some(delay) = latency {
+    if let Some(FaultKind::Latency(delay)) = latency {
         tokio::time::sleep(delay).await;
     }
     if let Some(kind) = fault {
         return fault_response(&kind);
     }
-    if !authorized(&headers, &shared.api_key) {
+    let response = answer(&shared, op, id, &headers, &uri, &body);
+    if let Some(FaultKind::LateAnswer(delay)) = latency {
+        // Handled already: a client that stops waiting loses only the answer.
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+/// Authenticates, validates and executes one resolved API request.
+fn answer(
+    shared: &Shared,
+    op: &'static spec::Operation,
+    id: Option<String>,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &Bytes,
+) -> Response {
+    if !authorized(headers, &shared.api_key) {
         let mut err = SbError::new(
             401,
             "api_authentication_failed",
@@ -870,7 +887,7 @@ async fn serve(
         return error_response(&err);
     }
     let raw = if op.is_write() {
-        String::from_utf8_lossy(&body).into_owned()
+        String::from_utf8_lossy(body).into_owned()
     } else {
         uri.query().unwrap_or_default().to_string()
     };

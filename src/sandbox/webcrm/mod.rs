@@ -29,7 +29,7 @@ pub use options::{
     SandboxEntity, WebcrmSandboxOptions,
 };
 pub use routes::{router, ROUTES, UNROUTED_HEADER};
-pub use state::{HookDeliveryRecord, RecordedCall, Reject, WebcrmSandboxState};
+pub use state::{HookDeliveryRecord, PutAfterRead, RecordedCall, Reject, WebcrmSandboxState};
 
 /// Why the sandbox could not start.
 #[derive(Debug, thiserror::Error)]

@@ -150,6 +150,9 @@ pub enum Fault {
     Unauthorized,
     /// Wait this long, then answer normally.
     Latency(Duration),
+    /// Handle the request, then wait this long before answering: a client that gives up
+    /// first never learns that its write happened (a timeout after the fact).
+    LateAnswer(Duration),
 }
 
 impl Fault {

@@ -177,23 +177,43 @@ fn route_of(path: &str) -> String {
 }
 
 async fn gate(State(state): State<S>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let is_login = path.eq_ignore_ascii_case("/Auth/ApiLogin");
-    let at = std::time::Instant::now();
+    let mut record = CallRecord {
+        state: state.clone(),
+        call: Some(RecordedCall {
+            at: std::time::Instant::now(),
+            method: req.method().to_string(),
+            route: route_of(&path),
+            path,
+            status: 0,
+        }),
+    };
     let response = gate_inner(&state, req, next, is_login).await;
-    state.record_call(RecordedCall {
-        at,
-        method: method.to_string(),
-        route: route_of(&path),
-        path,
-        status: response.status().as_u16(),
-    });
+    if let Some(call) = record.call.as_mut() {
+        call.status = response.status().as_u16();
+    }
     response
 }
 
+/// Records a call when its handling ends, also when the client went away first (the
+/// handler is then dropped, and the call keeps status 0).
+struct CallRecord {
+    state: S,
+    call: Option<RecordedCall>,
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            self.state.record_call(call);
+        }
+    }
+}
+
 async fn gate_inner(state: &S, req: Request, next: Next, is_login: bool) -> Response {
-    let mut fault = state.take_fault(is_login);
+    let request = format!("{} {}", req.method(), route_of(req.uri().path()));
+    let mut fault = state.take_fault(is_login, &request);
     if let Some(Fault::Latency(d)) = fault {
         tokio::time::sleep(d).await;
         fault = None;
@@ -211,7 +231,7 @@ async fn gate_inner(state: &S, req: Request, next: Next, is_login: bool) -> Resp
             )
         }
         Some(Fault::Unauthorized) => return unauthorized("expired"),
-        Some(Fault::Latency(_)) | None => {}
+        Some(Fault::Latency(_) | Fault::LateAnswer(_)) | None => {}
     }
     if let Some(wait) = state.rate_limited() {
         let limit = state.options().rate_limit_per_minute.unwrap_or(250);
@@ -231,7 +251,12 @@ async fn gate_inner(state: &S, req: Request, next: Next, is_login: bool) -> Resp
             return unauthorized(reason);
         }
     }
-    next.run(req).await
+    let response = next.run(req).await;
+    if let Some(Fault::LateAnswer(delay)) = fault {
+        // Handled already: a client that stops waiting loses only the answer.
+        tokio::time::sleep(delay).await;
+    }
+    response
 }
 
 fn throttled(retry_after_secs: u64, header: bool, body: bool, limit: u32) -> Response {
@@ -356,7 +381,7 @@ async fn create_entity(state: &S, entity: SandboxEntity, req: Request) -> Result
 async fn get_entity(state: &S, entity: SandboxEntity, raw_id: &str) -> Result<Response, Reject> {
     let id = parse_id(raw_id)?;
     state
-        .record(entity, id)
+        .api_read(entity, id)
         .map(|r| ok_json(&Value::Object(r)))
         .ok_or_else(|| Reject::not_found(format!("{} with id {id} was not found", entity.prefix())))
 }

@@ -75,10 +75,26 @@ pub struct RecordedCall {
     pub path: String,
     /// Path with numeric segments replaced by `{id}`, e.g. `/Persons/{id}`.
     pub route: String,
-    /// Status answered.
+    /// Status answered; 0 when the client went away before the answer.
     pub status: u16,
     /// When the request arrived.
     pub at: Instant,
+}
+
+/// An API PUT of a record and the API read it could have been based on. webCRM's PUT
+/// replaces the whole record and checks no version, so a UI edit made between the two is
+/// overwritten; the sandbox keeps these to show how wide that window is and when an edit
+/// fell into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PutAfterRead {
+    pub entity: SandboxEntity,
+    pub id: i64,
+    /// Time from the API's last read of the record to the PUT's arrival (`None` when the
+    /// API had not read it).
+    pub gap: Option<Duration>,
+    /// UI edits made inside that gap whose values the PUT replaced: (field, value the UI
+    /// set, value the PUT left).
+    pub overwritten: Vec<(String, Value, Value)>,
 }
 
 /// One hook notification the sandbox sent (or tried to).
@@ -124,6 +140,8 @@ struct FaultPlan {
     remaining: Option<u32>,
     percent: Option<u8>,
     include_login: bool,
+    /// Only requests of this method and route (`POST /Persons`).
+    request: Option<String>,
 }
 
 /// Who makes a change.
@@ -145,6 +163,10 @@ pub(super) struct Data {
     next_hook_id: i64,
     tokens: HashMap<String, Instant>,
     calls: Vec<RecordedCall>,
+    /// The API's last read of each record, and the UI edits made since (the fields set).
+    api_reads: HashMap<(SandboxEntity, i64), Instant>,
+    ui_edits: HashMap<(SandboxEntity, i64), Vec<Map<String, Value>>>,
+    puts: Vec<PutAfterRead>,
     logins: u64,
     faults: Vec<FaultPlan>,
     window: VecDeque<Instant>,
@@ -247,6 +269,9 @@ impl WebcrmSandboxState {
                     next_hook_id: 1,
                     tokens: HashMap::new(),
                     calls: Vec::new(),
+                    api_reads: HashMap::new(),
+                    ui_edits: HashMap::new(),
+                    puts: Vec::new(),
                     logins: 0,
                     faults: Vec::new(),
                     window: VecDeque::new(),
@@ -286,6 +311,21 @@ impl WebcrmSandboxState {
     pub fn record(&self, entity: SandboxEntity, id: i64) -> Option<Map<String, Value>> {
         let data = self.lock();
         data.get(entity, id).map(|r| data.render(entity, r))
+    }
+
+    /// A record as the API reads it (`GET /{Entity}/{id}`); the read is remembered, so a
+    /// later PUT can be measured against it.
+    pub(super) fn api_read(&self, entity: SandboxEntity, id: i64) -> Option<Map<String, Value>> {
+        let mut data = self.lock();
+        let record = data.get(entity, id).map(|r| data.render(entity, r))?;
+        data.api_reads.insert((entity, id), Instant::now());
+        data.ui_edits.remove(&(entity, id));
+        Some(record)
+    }
+
+    /// Every API PUT so far, with the read it followed and any UI edit it overwrote.
+    pub fn puts_after_reads(&self) -> Vec<PutAfterRead> {
+        self.lock().puts.clone()
     }
 
     /// A record decoded into a client DTO.
@@ -405,6 +445,7 @@ impl WebcrmSandboxState {
             remaining: Some(n),
             percent: None,
             include_login: false,
+            request: None,
         });
     }
 
@@ -415,6 +456,7 @@ impl WebcrmSandboxState {
             remaining: Some(n),
             percent: None,
             include_login: true,
+            request: None,
         });
     }
 
@@ -425,6 +467,19 @@ impl WebcrmSandboxState {
             remaining: None,
             percent: Some(percent.min(100)),
             include_login: false,
+            request: None,
+        });
+    }
+
+    /// The next `n` requests of one method and route (`"POST /Persons"`, ids as `{id}`)
+    /// fail with `fault`.
+    pub fn fail_next_request(&self, request: &str, n: u32, fault: Fault) {
+        self.lock().faults.push(FaultPlan {
+            fault,
+            remaining: Some(n),
+            percent: None,
+            include_login: false,
+            request: Some(request.to_owned()),
         });
     }
 
@@ -542,6 +597,7 @@ impl WebcrmSandboxState {
                 )));
             };
             let fields = data.validate(entity, &body)?;
+            let fields_set: Map<String, Value> = fields.clone().into_iter().collect();
             let mut record = match semantics {
                 PutSemantics::Merge => existing.clone(),
                 PutSemantics::Replace => {
@@ -563,6 +619,7 @@ impl WebcrmSandboxState {
                 }
             }
             data.apply_rules(entity, id, Some(&existing), &mut record)?;
+            data.note_update(entity, id, actor, &fields_set, &record);
             if entity.has_audit_fields() {
                 let p = entity.prefix();
                 let now = data.now_text();
@@ -762,12 +819,15 @@ impl WebcrmSandboxState {
     }
 
     /// A fault to apply to this request, if a plan says so.
-    pub(super) fn take_fault(&self, is_login: bool) -> Option<Fault> {
+    pub(super) fn take_fault(&self, is_login: bool, request: &str) -> Option<Fault> {
         let mut data = self.lock();
         let mut rng = rand::rng();
         let mut chosen = None;
         for plan in data.faults.iter_mut() {
             if is_login && !plan.include_login {
+                continue;
+            }
+            if plan.request.as_deref().is_some_and(|r| r != request) {
                 continue;
             }
             if let Some(remaining) = plan.remaining.as_mut() {
@@ -909,6 +969,44 @@ fn validate_hook(entity: HookEntity, body: &Value) -> Result<Map<String, Value>,
 impl Data {
     fn table(&self, entity: SandboxEntity) -> Option<&BTreeMap<i64, Map<String, Value>>> {
         self.records.get(&entity)
+    }
+
+    /// Keeps what a lost update needs: the UI's edits since the API's last read of the
+    /// record, and for an API PUT, how long after that read it came and which of those
+    /// edits it replaced.
+    fn note_update(
+        &mut self,
+        entity: SandboxEntity,
+        id: i64,
+        actor: Actor,
+        set: &Map<String, Value>,
+        after: &Map<String, Value>,
+    ) {
+        let key = (entity, id);
+        match actor {
+            Actor::Ui => self.ui_edits.entry(key).or_default().push(set.clone()),
+            Actor::Api => {
+                let gap = self.api_reads.get(&key).map(|at| at.elapsed());
+                // The UI's last value of each field it edited since the read.
+                let mut edited = BTreeMap::new();
+                for edit in self.ui_edits.remove(&key).unwrap_or_default() {
+                    edited.extend(edit);
+                }
+                let overwritten = edited
+                    .into_iter()
+                    .filter_map(|(field, value)| {
+                        let left = after.get(&field).cloned().unwrap_or(Value::Null);
+                        (left != value).then_some((field, value, left))
+                    })
+                    .collect();
+                self.puts.push(PutAfterRead {
+                    entity,
+                    id,
+                    gap,
+                    overwritten,
+                });
+            }
+        }
     }
 
     pub(super) fn get(&self, entity: SandboxEntity, id: i64) -> Option<&Map<String, Value>> {
