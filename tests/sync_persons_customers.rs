@@ -3,7 +3,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use serde_json::json;
+use wcs::sandbox::chargebee::Fault as CbFault;
 use wcs::sandbox::webcrm::SandboxEntity;
 
 use common::world::World;
@@ -444,7 +447,53 @@ async fn a_write_whose_commit_was_lost_is_not_taken_for_an_edit(backend: Backend
     w.shutdown().await;
 }
 
+/// A Chargebee edit made while the sync writes that customer (after its read, before its
+/// write) survives the write, since Chargebee updates are partial; the write's answer and
+/// its event show the edit under the write's own version. That event must not be taken
+/// for the write's echo: the edit has to reach webCRM.
+async fn a_chargebee_edit_made_during_our_write_is_not_taken_for_its_echo(backend: Backend) {
+    let w = World::start(backend).await;
+    let (_, person) = make_person(&w);
+    w.settle().await;
+    let id = format!("wc-person-{person}");
+    w.cb.handle()
+        .inject(CbFault::latency(Duration::from_millis(300)).for_operation("customer.update"));
+    let updates = w.cb.handle().request_count("customer.update");
+    w.wc.state()
+        .ui_update(
+            SandboxEntity::Person,
+            person,
+            json!({"PersonDirectPhone": "+45 66"}),
+        )
+        .unwrap();
+    // The user's edit lands while the sync's update waits in the sandbox.
+    let edit = async {
+        while w.cb.handle().request_count("customer.update") == updates {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        w.cb.handle()
+            .dashboard_edit("customer", &id, json!({"last_name": "Byron"}))
+            .unwrap();
+    };
+    tokio::join!(w.settle(), edit);
+    w.settle().await;
+    let c = w.cb_record("customer", &id);
+    assert_eq!(
+        (&c["phone"], &c["last_name"]),
+        (&json!("+45 66"), &json!("Byron"))
+    );
+    let p = w.wc_record(SandboxEntity::Person, &person.to_string());
+    assert_eq!(p["PersonDirectPhone"], "+45 66");
+    assert_eq!(
+        p["PersonLastName"], "Byron",
+        "the Chargebee edit reached webCRM"
+    );
+    assert!(w.conflicts().await.is_empty(), "{:?}", w.conflicts().await);
+    w.shutdown().await;
+}
+
 on_both_backends!(
+    a_chargebee_edit_made_during_our_write_is_not_taken_for_its_echo,
     a_write_whose_commit_was_lost_is_not_taken_for_an_edit,
     a_person_made_by_an_earlier_attempt_and_edited_since_merges_as_an_edit,
     a_found_person_that_differs_is_linked_through_a_conflict,

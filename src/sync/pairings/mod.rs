@@ -54,6 +54,24 @@ pub fn customer_observed_as(customer: &Customer, fields: Fields) -> Observed {
     }
 }
 
+/// The version a Chargebee write answered with, kept as the sync's own only when the record
+/// holds exactly what the write meant it to (`expected`: the fields as read, with the
+/// changes). Chargebee updates are partial, so an edit made in Chargebee between the sync's
+/// read and its write survives it and shows in the answer; its version is then not taken as
+/// ours, so that the event of that version, which is also the edit's, is read and not
+/// skipped as an echo.
+pub fn own_version(written: &Observed, expected: &Fields) -> Option<String> {
+    if written.fields == *expected {
+        written.version.clone()
+    } else {
+        tracing::debug!(
+            id = written.id,
+            "the record changed between the read and the write"
+        );
+        None
+    }
+}
+
 /// First-sync matching of the customer pairings: the e-mail (already lower case).
 pub fn email_keys(record: &Observed) -> Vec<String> {
     get_str(&record.fields, "email")

@@ -27,7 +27,7 @@ use super::super::pairing::{Created, Dependency, Pairing, SyncContext, SyncError
 use super::super::values::{
     chargebee_ms, found, from_raw, get_str, raw, text_value, webcrm_id, webcrm_ms,
 };
-use super::{check_limits, Limit};
+use super::{check_limits, own_version, Limit};
 
 pub const NAME: &str = "opportunities_orders";
 
@@ -771,7 +771,9 @@ impl Pairing for OpportunitiesOrders {
                             .chargebee
                             .update_order(&current.id, &update, None)
                             .await?;
-                        Ok(order.resource_version.map(|v| v.to_string()))
+                        let mut expected = current.fields.clone();
+                        expected.extend(changes.clone());
+                        Ok(own_version(&order_observed(&order), &expected))
                     }
                     None => Ok(current.version.clone()),
                 }

@@ -25,7 +25,7 @@ use super::super::values::{
 };
 use super::{
     check_limits, cross_id_in, customer_in_event, customer_observed_as, email_keys, live_customers,
-    meta_with, Limit,
+    meta_with, own_version, Limit,
 };
 
 pub const NAME: &str = "persons_customers";
@@ -714,7 +714,7 @@ impl Pairing for PersonsCustomers {
                             .await?,
                     );
                 }
-                Ok(written.and_then(|c| c.resource_version.map(|v| v.to_string())))
+                Ok(written.and_then(|c| own_version(&customer_observed(&c), &target)))
             }
         }
     }

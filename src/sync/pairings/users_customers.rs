@@ -21,7 +21,7 @@ use super::super::values::{
 use super::persons_customers::read_customer;
 use super::{
     check_limits, cross_id_in, customer_in_event, customer_observed_as, email_keys, live_customers,
-    meta_with, Limit,
+    meta_with, own_version, Limit,
 };
 
 pub const NAME: &str = "users_customers";
@@ -253,7 +253,7 @@ impl Pairing for UsersCustomers {
                     .chargebee
                     .update_customer(&current.id, &update, None)
                     .await?;
-                Ok(customer.resource_version.map(|v| v.to_string()))
+                Ok(own_version(&customer_observed(&customer), &target))
             }
         }
     }
