@@ -351,6 +351,7 @@ async fn run() {
 
     // Latency under the budget: paced changes.
     let mut changes = Vec::with_capacity(latency_changes);
+    let puts_before = w.wc.state().puts_after_reads().len();
     let before = calls(&w);
     let before_ops = operations(&w);
     for i in 0..latency_changes {
@@ -390,6 +391,21 @@ async fn run() {
     println!(
         "latency phase, calls per change by operation: {}",
         spent.join(", ")
+    );
+    // How long a user's webCRM edit could be overwritten by a PUT (webCRM checks no
+    // version): from the sandbox's answer to the read to the PUT being carried out, which
+    // includes the PUT's own 50 ms of injected latency.
+    let puts = w.wc.state().puts_after_reads();
+    let gaps: Vec<Duration> = puts[puts_before..].iter().filter_map(|p| p.gap).collect();
+    assert!(!gaps.is_empty(), "no webCRM PUT in the latency phase");
+    println!(
+        "latency phase: {} webCRM PUTs, read-to-PUT window p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
+         (50 ms of it the PUT's injected latency); edits overwritten: {}",
+        gaps.len(),
+        pct(gaps.clone(), 0.5),
+        pct(gaps.clone(), 0.99),
+        pct(gaps, 1.0),
+        puts[puts_before..].iter().filter(|p| !p.overwritten.is_empty()).count(),
     );
 
     throughput(

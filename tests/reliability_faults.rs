@@ -170,6 +170,7 @@ async fn flaky_apis_converge_within_budget(backend: Backend) {
         .filter(|c| c.status == 429 || c.status == 500)
         .count();
     assert!(wc_faulted > 0, "no webCRM fault was answered");
+    let wc_timed_out = calls.iter().filter(|c| c.status == 0).count();
     let wc_creates = calls
         .iter()
         .filter(|c| c.method == "POST" && c.route == "/Persons")
@@ -193,7 +194,8 @@ async fn flaky_apis_converge_within_budget(backend: Backend) {
     println!(
         "{backend:?}: converged in {elapsed:?}; chargebee {} requests (max {cb_max} in any \
          minute, budget {CB_BUDGET}; busiest window used {:.0}% of its allowance), webcrm {} \
-         requests ({wc_faulted} answered 429/500; max {wc_max} in any minute, budget \
+         requests ({wc_faulted} answered 429/500, {wc_timed_out} given up by the client; max \
+         {wc_max} in any minute, budget \
          {WC_BUDGET}; busiest window {:.0}%)",
         cb_times.len(),
         cb_tight * 100.0,

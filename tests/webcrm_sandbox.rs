@@ -184,7 +184,7 @@ async fn put_replaces_the_record_unless_merge_is_configured() {
     let (sandbox, client) = start(WebcrmSandboxOptions::default()).await;
     let state = sandbox.state();
     let (org, id, id32) =
-        person_in_org(&state, json!({"PersonLastName": "A", "PersonEmail": "a@x"}));
+        person_in_org(state, json!({"PersonLastName": "A", "PersonEmail": "a@x"}));
     let partial = Person {
         last_name: Some("B".into()),
         ..Person::default()
@@ -216,7 +216,7 @@ async fn a_put_over_a_ui_edit_made_since_its_read_is_reported() {
     let (sandbox, client) = start(WebcrmSandboxOptions::default()).await;
     let state = sandbox.state();
     let (_, id, id32) = person_in_org(
-        &state,
+        state,
         json!({"PersonFirstName": "Ann", "PersonLastName": "A"}),
     );
 
