@@ -492,7 +492,71 @@ async fn a_chargebee_edit_made_during_our_write_is_not_taken_for_its_echo(backen
     w.shutdown().await;
 }
 
+/// A webCRM edit whose job must also write webCRM (the customer changed as well) reads the
+/// person again right before its PUT: a user's edit made while the job was reading the
+/// customer is not overwritten by the PUT, and reaches Chargebee.
+async fn a_webcrm_edit_made_while_the_job_reads_the_customer_survives_its_put(backend: Backend) {
+    let w = World::start(backend).await;
+    let (_, person) = make_person(&w);
+    w.settle().await;
+    let id = format!("wc-person-{person}");
+    // The customer changes without a webhook, so only the person's job carries it.
+    w.set_chargebee_webhooks(false).await;
+    w.cb.handle()
+        .dashboard_edit("customer", &id, json!({"last_name": "Byron"}))
+        .unwrap();
+    w.cb.handle()
+        .inject(CbFault::latency(Duration::from_millis(300)).for_operation("customer.retrieve"));
+    let reads = w.cb.handle().request_count("customer.retrieve");
+    w.wc.state()
+        .ui_update(
+            SandboxEntity::Person,
+            person,
+            json!({"PersonFirstName": "Augusta"}),
+        )
+        .unwrap();
+    // A second edit lands while the job waits for the customer.
+    let edit = async {
+        while w.cb.handle().request_count("customer.retrieve") == reads {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        w.wc.state()
+            .ui_update(
+                SandboxEntity::Person,
+                person,
+                json!({"PersonDirectPhone": "+45 77"}),
+            )
+            .unwrap();
+    };
+    tokio::join!(w.settle(), edit);
+    w.settle().await;
+    let overwritten: Vec<_> =
+        w.wc.state()
+            .puts_after_reads()
+            .into_iter()
+            .filter(|p| !p.overwritten.is_empty())
+            .collect();
+    assert!(overwritten.is_empty(), "{overwritten:?}");
+    let p = w.wc_record(SandboxEntity::Person, &person.to_string());
+    assert_eq!(
+        (
+            &p["PersonFirstName"],
+            &p["PersonLastName"],
+            &p["PersonDirectPhone"]
+        ),
+        (&json!("Augusta"), &json!("Byron"), &json!("+45 77"))
+    );
+    let c = w.cb_record("customer", &id);
+    assert_eq!(
+        (&c["first_name"], &c["last_name"], &c["phone"]),
+        (&json!("Augusta"), &json!("Byron"), &json!("+45 77"))
+    );
+    assert!(w.dead_jobs().await.is_empty(), "{:?}", w.dead_jobs().await);
+    w.shutdown().await;
+}
+
 on_both_backends!(
+    a_webcrm_edit_made_while_the_job_reads_the_customer_survives_its_put,
     a_chargebee_edit_made_during_our_write_is_not_taken_for_its_echo,
     a_write_whose_commit_was_lost_is_not_taken_for_an_edit,
     a_person_made_by_an_earlier_attempt_and_edited_since_merges_as_an_edit,

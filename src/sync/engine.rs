@@ -151,6 +151,10 @@ impl JobHandler for SyncEngine {
                 delay: STALE_WAIT,
                 reason: "the link changed under this job; running again".into(),
             },
+            Ok(Committed::Changed) => Outcome::Retry {
+                error: "the webCRM record changed while it was being synced; running again".into(),
+                retry_after: Some(STALE_WAIT),
+            },
             Err(SyncError::Api(e)) => outcome_of(e),
             Err(SyncError::Store(e)) => Outcome::Retry {
                 error: e.to_string(),
@@ -221,6 +225,10 @@ enum Committed {
     Yes,
     /// The link moved under us: the job runs again against the new state.
     Stale,
+    /// The webCRM record changed between the merge's read and the read before its PUT: the
+    /// job runs again, using an attempt, so that a record that never reads the same twice
+    /// ends as a dead job instead of running for ever.
+    Changed,
 }
 
 impl Run<'_> {
@@ -554,11 +562,12 @@ impl Run<'_> {
             );
             return Ok(Committed::Yes);
         }
-        let Some(versions) = self
+        let versions = match self
             .write_linked(&link, &plan, &snapshot, &w, &c, noted.as_ref())
             .await?
-        else {
-            return Ok(Committed::Stale);
+        {
+            Ok(versions) => versions,
+            Err(moved) => return Ok(moved),
         };
         self.record_conflicts(&plan, link.id, &w, &c).await?;
         self.settle(&plan, &link.webcrm_id, &link.chargebee_id)
@@ -770,7 +779,8 @@ impl Run<'_> {
                 }
                 Ok(Committed::Yes)
             }
-            Committed::Stale => {
+            // A commit is either made or stale.
+            Committed::Stale | Committed::Changed => {
                 // Another job linked the source meanwhile (a race): run again on the link.
                 // Otherwise the counterpart is linked to a different record: a human decides.
                 let linked = match side {
@@ -854,7 +864,7 @@ impl Run<'_> {
     /// this run stops after a write and before its commit, the next knows the value as its
     /// own. `noted` holds what was noted before webCRM was read; when it does not cover the
     /// webCRM writes, or webCRM was read before something slow, webCRM is read again right
-    /// before its PUT. `None` when the link or the webCRM record moved meanwhile.
+    /// before its PUT. `Err` when the link or the webCRM record moved meanwhile.
     async fn write_linked(
         &self,
         link: &SyncLink,
@@ -863,7 +873,7 @@ impl Run<'_> {
         w: &Observed,
         c: &Observed,
         noted: Option<&Fields>,
-    ) -> Result<Option<Versions>, SyncError> {
+    ) -> Result<Result<Versions, Committed>, SyncError> {
         let all = Snapshot {
             webcrm: plan.webcrm.clone(),
             chargebee: plan.chargebee.clone(),
@@ -878,7 +888,7 @@ impl Run<'_> {
                 w
             } else {
                 if !self.note(link, Some(&all)).await? {
-                    return Ok(None);
+                    return Ok(Err(Committed::Stale));
                 }
                 noted_all = true;
                 fresh = self
@@ -891,7 +901,7 @@ impl Run<'_> {
                     .await?;
                 match &fresh {
                     Some(f) if f.fields == w.fields => f,
-                    _ => return Ok(None),
+                    _ => return Ok(Err(Committed::Changed)),
                 }
             };
             self.write_side(Side::Webcrm, plan, base, &mut versions)
@@ -899,12 +909,12 @@ impl Run<'_> {
         }
         if !plan.chargebee.is_empty() {
             if !noted_all && !self.note(link, Some(&all)).await? {
-                return Ok(None);
+                return Ok(Err(Committed::Stale));
             }
             self.write_side(Side::Chargebee, plan, c, &mut versions)
                 .await?;
         }
-        Ok(Some(versions))
+        Ok(Ok(versions))
     }
 
     /// Writes one side's part of a plan onto `current` (that side's record as read).
