@@ -216,6 +216,7 @@ async fn throughput(
     wc_rate: f64,
 ) {
     let before = calls(w);
+    let puts_before = w.wc.state().puts_after_reads().len();
     let started = Instant::now();
     let mut changes = Vec::with_capacity(n);
     for i in 0..n {
@@ -264,6 +265,28 @@ async fn throughput(
         (cbw + wcw) as f64 / n as f64,
         (cbw + wcw).saturating_sub(distinct as u64),
         serve.pid().map(vm_hwm_kib).unwrap_or(0),
+    );
+    print_put_window(w, puts_before, tag);
+}
+
+/// How long a user's webCRM edit could have been overwritten by each PUT since `from` (the
+/// sandbox's answer to the read up to the PUT being carried out, which includes the PUT's
+/// 50 ms of injected latency and any wait for the limiter), and how many edits were.
+fn print_put_window(w: &World, from: usize, tag: &str) {
+    let puts = w.wc.state().puts_after_reads();
+    let gaps: Vec<Duration> = puts[from..].iter().filter_map(|p| p.gap).collect();
+    assert!(!gaps.is_empty(), "no webCRM PUT in the {tag} phase");
+    println!(
+        "{tag}: {} webCRM PUTs, read-to-PUT window p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
+         (50 ms of it the PUT's injected latency); edits overwritten: {}",
+        gaps.len(),
+        pct(gaps.clone(), 0.5),
+        pct(gaps.clone(), 0.99),
+        pct(gaps, 1.0),
+        puts[from..]
+            .iter()
+            .filter(|p| !p.overwritten.is_empty())
+            .count(),
     );
 }
 
@@ -392,21 +415,7 @@ async fn run() {
         "latency phase, calls per change by operation: {}",
         spent.join(", ")
     );
-    // How long a user's webCRM edit could be overwritten by a PUT (webCRM checks no
-    // version): from the sandbox's answer to the read to the PUT being carried out, which
-    // includes the PUT's own 50 ms of injected latency.
-    let puts = w.wc.state().puts_after_reads();
-    let gaps: Vec<Duration> = puts[puts_before..].iter().filter_map(|p| p.gap).collect();
-    assert!(!gaps.is_empty(), "no webCRM PUT in the latency phase");
-    println!(
-        "latency phase: {} webCRM PUTs, read-to-PUT window p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
-         (50 ms of it the PUT's injected latency); edits overwritten: {}",
-        gaps.len(),
-        pct(gaps.clone(), 0.5),
-        pct(gaps.clone(), 0.99),
-        pct(gaps, 1.0),
-        puts[puts_before..].iter().filter(|p| !p.overwritten.is_empty()).count(),
-    );
+    print_put_window(&w, puts_before, "latency phase");
 
     throughput(
         &w,

@@ -349,6 +349,20 @@ impl RetryPolicy {
     }
 }
 
+tokio::task_local! {
+    /// The API whose next call in this task is paid for already (see [`Outbound::prepay`]).
+    static PAID: std::cell::Cell<Option<&'static str>>;
+}
+
+/// One call's token, taken from an API's limiter ahead of the call (see
+/// [`Outbound::prepay`]). Dropped unspent, it is not given back: the budget is then only
+/// under-used.
+#[must_use = "a prepaid call is spent with `Outbound::spend`"]
+#[derive(Debug)]
+pub struct Prepaid {
+    api: &'static str,
+}
+
 /// Limiter + retry policy for one API. Cheap to clone; clones share the limiter.
 #[derive(Debug, Clone)]
 pub struct Outbound {
@@ -385,6 +399,20 @@ impl Outbound {
         Fut: Future<Output = Result<T, ApiError>>,
     {
         self.run(operation, true, request).await
+    }
+
+    /// Waits for one call's token now, for a call that must not wait for the limiter when
+    /// it is made: a webCRM PUT, which replaces the whole record and must follow the read
+    /// it is based on with nothing in between.
+    pub async fn prepay(&self) -> Prepaid {
+        self.limiter.acquire().await;
+        Prepaid { api: self.api() }
+    }
+
+    /// Runs `work`, whose first call of the prepaid API takes `paid` instead of waiting for
+    /// the limiter (unless a `Retry-After` pause began meanwhile).
+    pub async fn spend<F: Future>(paid: Prepaid, work: F) -> F::Output {
+        PAID.scope(std::cell::Cell::new(Some(paid.api)), work).await
     }
 
     /// [`Outbound::call`] for a request that must not be carried out twice (a create that
@@ -426,7 +454,12 @@ impl Outbound {
             let mut attempt: u32 = 0;
             loop {
                 attempt += 1;
-                self.limiter.acquire().await;
+                let paid = PAID
+                    .try_with(|p| p.get() == Some(api) && p.replace(None).is_some())
+                    .unwrap_or(false);
+                if !paid || self.limiter.current_pause().is_some() {
+                    self.limiter.acquire().await;
+                }
                 let result = request().await;
                 let status = match &result {
                     Ok(_) => "ok",
@@ -627,6 +660,44 @@ mod tests {
         assert_eq!(status.per_minute, 6000);
         assert!(status.paused_until.is_some());
         assert!(status.paused_remaining_ms.unwrap_or(0) > 29_000);
+    }
+
+    #[tokio::test]
+    async fn a_prepaid_call_does_not_wait_for_the_limiter() {
+        // 60/min with a burst of 1: after the first token, the next comes about a second later.
+        let outbound = Outbound::new(OutboundLimiter::with_burst("a", 60, 1), fast_policy());
+        let other = Outbound::new(OutboundLimiter::with_burst("b", 60, 1), fast_policy());
+        let ok = || async { Ok::<_, ApiError>(()) };
+        let paid = outbound.prepay().await;
+        other
+            .call("b.first", ok)
+            .await
+            .expect("b has its own token");
+        // Inside `spend`, the first call of "a" takes the prepaid token: no wait. A call of
+        // "b" does not take it, and waits for its own limiter.
+        let wait = Duration::from_millis(400);
+        let (prompt, b_waited) = Outbound::spend(paid, async {
+            let prompt = tokio::time::timeout(wait, outbound.call("a.put", ok))
+                .await
+                .is_ok();
+            let b_waited = tokio::time::timeout(wait, other.call("b.next", ok))
+                .await
+                .is_err();
+            (prompt, b_waited)
+        })
+        .await;
+        assert!(
+            prompt,
+            "the prepaid call went without waiting for the limiter"
+        );
+        assert!(
+            b_waited,
+            "another API's call must not take the prepaid token"
+        );
+        // Once spent, the next call waits for the limiter again.
+        assert!(tokio::time::timeout(wait, outbound.call("a.next", ok))
+            .await
+            .is_err());
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use crate::clients::outbound::{Outbound, Prepaid};
 use crate::intake::chargebee::parse_envelope;
 use crate::intake::webcrm::{hook_subject, pairing_collection};
 use crate::intake::{Side, SyncTarget};
@@ -488,6 +489,12 @@ impl Run<'_> {
             }
             _ => None,
         };
+        // The likely PUT's turn at webCRM's rate limiter is taken now, so that it does not
+        // wait for one between the read and itself.
+        let paid = match &noted {
+            Some(n) if !n.is_empty() => Some(self.cx.webcrm.prepay().await),
+            _ => None,
+        };
         let counterpart = self
             .read_linked(&snapshot, counterpart_side, &counterpart_id, &Value::Null)
             .await?;
@@ -563,7 +570,7 @@ impl Run<'_> {
             return Ok(Committed::Yes);
         }
         let versions = match self
-            .write_linked(&link, &plan, &snapshot, &w, &c, noted.as_ref())
+            .write_linked(&link, &plan, &snapshot, (&w, &c), noted.as_ref(), paid)
             .await?
         {
             Ok(versions) => versions,
@@ -864,15 +871,16 @@ impl Run<'_> {
     /// this run stops after a write and before its commit, the next knows the value as its
     /// own. `noted` holds what was noted before webCRM was read; when it does not cover the
     /// webCRM writes, or webCRM was read before something slow, webCRM is read again right
-    /// before its PUT. `Err` when the link or the webCRM record moved meanwhile.
+    /// before its PUT. `paid`: the PUT's turn at the rate limiter, taken before the read.
+    /// `Err` when the link or the webCRM record moved meanwhile.
     async fn write_linked(
         &self,
         link: &SyncLink,
         plan: &Plan,
         snapshot: &Snapshot,
-        w: &Observed,
-        c: &Observed,
+        (w, c): (&Observed, &Observed),
         noted: Option<&Fields>,
+        paid: Option<Prepaid>,
     ) -> Result<Result<Versions, Committed>, SyncError> {
         let all = Snapshot {
             webcrm: plan.webcrm.clone(),
@@ -884,13 +892,17 @@ impl Run<'_> {
             let read_just_now =
                 noted.is_some_and(|n| merge::covers_webcrm_writes(n, plan, snapshot));
             let fresh;
-            let base = if read_just_now {
-                w
+            let (base, paid) = if read_just_now {
+                (w, paid)
             } else {
                 if !self.note(link, Some(&all)).await? {
                     return Ok(Err(Committed::Stale));
                 }
                 noted_all = true;
+                let paid = match paid {
+                    Some(paid) => paid,
+                    None => self.cx.webcrm.prepay().await,
+                };
                 fresh = self
                     .read_linked(
                         &Snapshot::parse(&link.snapshot),
@@ -900,12 +912,15 @@ impl Run<'_> {
                     )
                     .await?;
                 match &fresh {
-                    Some(f) if f.fields == w.fields => f,
+                    Some(f) if f.fields == w.fields => (f, Some(paid)),
                     _ => return Ok(Err(Committed::Changed)),
                 }
             };
-            self.write_side(Side::Webcrm, plan, base, &mut versions)
-                .await?;
+            let put = self.write_side(Side::Webcrm, plan, base, &mut versions);
+            match paid {
+                Some(paid) => Outbound::spend(paid, put).await?,
+                None => put.await?,
+            }
         }
         if !plan.chargebee.is_empty() {
             if !noted_all && !self.note(link, Some(&all)).await? {

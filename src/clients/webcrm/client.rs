@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
-use crate::clients::outbound::{parse_retry_after, ApiError, Outbound, OutboundLimiter};
+use crate::clients::outbound::{parse_retry_after, ApiError, Outbound, OutboundLimiter, Prepaid};
 
 use super::config::{WebcrmClientConfig, MAX_PAGE_SIZE};
 use super::dto::TokenResponse;
@@ -114,6 +114,11 @@ impl WebcrmClient {
     /// The shared rate limiter (for status pages).
     pub fn limiter(&self) -> &Arc<OutboundLimiter> {
         self.inner.outbound.limiter()
+    }
+
+    /// Takes one call's token from the limiter now (see [`Outbound::prepay`]).
+    pub async fn prepay(&self) -> Prepaid {
+        self.inner.outbound.prepay().await
     }
 
     /// How many `ApiLogin` calls this client (and its clones) made.
