@@ -89,8 +89,8 @@ pub struct RecordedCall {
 pub struct PutAfterRead {
     pub entity: SandboxEntity,
     pub id: i64,
-    /// Time from the API's last read of the record to the PUT's arrival (`None` when the
-    /// API had not read it).
+    /// Time from the API's last read of the record to the PUT being carried out (`None`
+    /// when the API had not read it).
     pub gap: Option<Duration>,
     /// UI edits made inside that gap whose values the PUT replaced: (field, value the UI
     /// set, value the PUT left).
