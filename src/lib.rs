@@ -6,6 +6,7 @@ pub mod clients;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod hex;
 pub mod http;
 pub mod intake;
 pub mod poller;

@@ -23,10 +23,7 @@ impl Asset {
 }
 
 fn version(body: &[u8]) -> String {
-    Sha256::digest(body)[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::encode(&Sha256::digest(body)[..6])
 }
 
 pub static CSS: Asset = Asset {

@@ -17,6 +17,7 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
+use crate::hex;
 use crate::http::AppState;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -43,7 +44,7 @@ pub struct Session {
 impl Session {
     /// The token every POST form of this session must carry.
     pub fn csrf(&self) -> String {
-        hex(&mac(&self.key, &format!("csrf.{}", self.sid)))
+        hex::encode(&mac(&self.key, &format!("csrf.{}", self.sid)))
     }
 
     fn check_csrf(&self, given: &str) -> bool {
@@ -63,10 +64,6 @@ fn mac(key: &[u8], message: &str) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The signing key of sessions opened with `token`.
 fn key_for(token: &str) -> [u8; 32] {
     mac(
@@ -78,7 +75,7 @@ fn key_for(token: &str) -> [u8; 32] {
 /// Names a token in the cookie without revealing it.
 fn fingerprint(token: &str) -> String {
     let digest = Sha256::digest(format!("webcrm-chargebee-sync console token id v1:{token}"));
-    hex(&digest[..8])
+    hex::encode(&digest[..8])
 }
 
 fn now_secs() -> u64 {
@@ -90,9 +87,9 @@ fn now_secs() -> u64 {
 
 /// The cookie value of a new session for `token`, valid until `expires` (unix seconds).
 pub fn issue(token: &str, expires: u64) -> String {
-    let sid = hex(&rand::random::<[u8; 16]>());
+    let sid = hex::encode(&rand::random::<[u8; 16]>());
     let unsigned = format!("{VERSION}.{expires}.{}.{sid}", fingerprint(token));
-    let sig = hex(&mac(&key_for(token), &unsigned));
+    let sig = hex::encode(&mac(&key_for(token), &unsigned));
     format!("{unsigned}.{sig}")
 }
 
@@ -121,7 +118,7 @@ pub fn verify(state: &AppState, value: &str) -> Option<Session> {
         .map(|t| t.expose_secret())
         .find(|t| fingerprint(t) == fp)?;
     let key = key_for(token);
-    let expected = hex(&mac(&key, unsigned));
+    let expected = hex::encode(&mac(&key, unsigned));
     use subtle::ConstantTimeEq;
     if !bool::from(expected.as_bytes().ct_eq(sig.as_bytes())) {
         return None;

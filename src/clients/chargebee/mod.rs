@@ -49,10 +49,7 @@ fn request_key(base: &str, path: &str, pairs: &[(String, String)]) -> String {
             digest.update(part.as_bytes());
         }
     }
-    let hex: String = digest.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = crate::hex::encode(&digest.finalize()[..8]);
     // Chargebee takes keys of up to 100 characters.
     let base: String = base
         .chars()
