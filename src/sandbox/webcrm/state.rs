@@ -165,7 +165,7 @@ pub(super) struct Data {
     calls: Vec<RecordedCall>,
     /// The API's last read of each record, and the UI edits made since (the fields set).
     api_reads: HashMap<(SandboxEntity, i64), Instant>,
-    ui_edits: HashMap<(SandboxEntity, i64), Vec<Map<String, Value>>>,
+    ui_edits: HashMap<(SandboxEntity, i64), Vec<(String, Value)>>,
     puts: Vec<PutAfterRead>,
     logins: u64,
     faults: Vec<FaultPlan>,
@@ -597,7 +597,6 @@ impl WebcrmSandboxState {
                 )));
             };
             let fields = data.validate(entity, &body)?;
-            let fields_set: Map<String, Value> = fields.clone().into_iter().collect();
             let mut record = match semantics {
                 PutSemantics::Merge => existing.clone(),
                 PutSemantics::Replace => {
@@ -611,15 +610,15 @@ impl WebcrmSandboxState {
                     kept
                 }
             };
-            for (k, v) in fields {
+            for (k, v) in &fields {
                 if v.is_null() {
-                    record.remove(&k);
+                    record.remove(k);
                 } else {
-                    record.insert(k, v);
+                    record.insert(k.clone(), v.clone());
                 }
             }
             data.apply_rules(entity, id, Some(&existing), &mut record)?;
-            data.note_update(entity, id, actor, &fields_set, &record);
+            data.note_update(entity, id, actor, fields, &record);
             if entity.has_audit_fields() {
                 let p = entity.prefix();
                 let now = data.now_text();
@@ -979,19 +978,21 @@ impl Data {
         entity: SandboxEntity,
         id: i64,
         actor: Actor,
-        set: &Map<String, Value>,
+        set: Vec<(String, Value)>,
         after: &Map<String, Value>,
     ) {
         let key = (entity, id);
         match actor {
-            Actor::Ui => self.ui_edits.entry(key).or_default().push(set.clone()),
+            Actor::Ui => self.ui_edits.entry(key).or_default().extend(set),
             Actor::Api => {
                 let gap = self.api_reads.get(&key).map(|at| at.elapsed());
                 // The UI's last value of each field it edited since the read.
-                let mut edited = BTreeMap::new();
-                for edit in self.ui_edits.remove(&key).unwrap_or_default() {
-                    edited.extend(edit);
-                }
+                let edited: BTreeMap<String, Value> = self
+                    .ui_edits
+                    .remove(&key)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
                 let overwritten = edited
                     .into_iter()
                     .filter_map(|(field, value)| {
