@@ -171,15 +171,18 @@ async fn flaky_apis_converge_within_budget(backend: Backend) {
         .count();
     assert!(wc_faulted > 0, "no webCRM fault was answered");
     let wc_timed_out = calls.iter().filter(|c| c.status == 0).count();
-    let wc_creates = calls
-        .iter()
-        .filter(|c| c.method == "POST" && c.route == "/Persons")
-        .count();
+    // The first POST /Persons was carried out and the client gave up on its answer; the
+    // person it made is the one linked (no twin, checked above).
     assert!(
-        wc_creates >= 4,
-        "{wc_creates} person creates for 4 customers"
+        calls
+            .iter()
+            .any(|c| c.method == "POST" && c.route == "/Persons" && c.status == 0),
+        "no person create timed out"
     );
-    assert!(w.cb.handle().request_count("customer.create") >= 6);
+    // Six persons need six customer creates; the first one's answer came too late, so it
+    // was sent again (and replayed under its idempotency key).
+    let cb_creates = w.cb.handle().request_count("customer.create");
+    assert!(cb_creates >= 7, "{cb_creates} customer create requests");
 
     // Budget, counted at the sandboxes.
     let cb_times: Vec<Instant> =

@@ -447,6 +447,23 @@ async fn a_write_whose_commit_was_lost_is_not_taken_for_an_edit(backend: Backend
     w.shutdown().await;
 }
 
+/// Settles the sync while Chargebee holds its `operation` requests for 300 ms; `change`
+/// runs as soon as the first of them has arrived, so it lands between the sync's earlier
+/// steps and that request being carried out.
+async fn settle_with_change_during(w: &World, operation: &str, change: impl FnOnce()) {
+    w.cb.handle()
+        .inject(CbFault::latency(Duration::from_millis(300)).for_operation(operation));
+    let before = w.cb.handle().request_count(operation);
+    let during = async {
+        while w.cb.handle().request_count(operation) == before {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        change();
+    };
+    tokio::join!(w.settle(), during);
+    w.settle().await;
+}
+
 /// A Chargebee edit made while the sync writes that customer (after its read, before its
 /// write) survives the write, since Chargebee updates are partial; the write's answer and
 /// its event show the edit under the write's own version. That event must not be taken
@@ -456,9 +473,6 @@ async fn a_chargebee_edit_made_during_our_write_is_not_taken_for_its_echo(backen
     let (_, person) = make_person(&w);
     w.settle().await;
     let id = format!("wc-person-{person}");
-    w.cb.handle()
-        .inject(CbFault::latency(Duration::from_millis(300)).for_operation("customer.update"));
-    let updates = w.cb.handle().request_count("customer.update");
     w.wc.state()
         .ui_update(
             SandboxEntity::Person,
@@ -467,16 +481,12 @@ async fn a_chargebee_edit_made_during_our_write_is_not_taken_for_its_echo(backen
         )
         .unwrap();
     // The user's edit lands while the sync's update waits in the sandbox.
-    let edit = async {
-        while w.cb.handle().request_count("customer.update") == updates {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+    settle_with_change_during(&w, "customer.update", || {
         w.cb.handle()
             .dashboard_edit("customer", &id, json!({"last_name": "Byron"}))
             .unwrap();
-    };
-    tokio::join!(w.settle(), edit);
-    w.settle().await;
+    })
+    .await;
     let c = w.cb_record("customer", &id);
     assert_eq!(
         (&c["phone"], &c["last_name"]),
@@ -505,9 +515,6 @@ async fn a_webcrm_edit_made_while_the_job_reads_the_customer_survives_its_put(ba
     w.cb.handle()
         .dashboard_edit("customer", &id, json!({"last_name": "Byron"}))
         .unwrap();
-    w.cb.handle()
-        .inject(CbFault::latency(Duration::from_millis(300)).for_operation("customer.retrieve"));
-    let reads = w.cb.handle().request_count("customer.retrieve");
     w.wc.state()
         .ui_update(
             SandboxEntity::Person,
@@ -516,10 +523,7 @@ async fn a_webcrm_edit_made_while_the_job_reads_the_customer_survives_its_put(ba
         )
         .unwrap();
     // A second edit lands while the job waits for the customer.
-    let edit = async {
-        while w.cb.handle().request_count("customer.retrieve") == reads {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+    settle_with_change_during(&w, "customer.retrieve", || {
         w.wc.state()
             .ui_update(
                 SandboxEntity::Person,
@@ -527,9 +531,8 @@ async fn a_webcrm_edit_made_while_the_job_reads_the_customer_survives_its_put(ba
                 json!({"PersonDirectPhone": "+45 77"}),
             )
             .unwrap();
-    };
-    tokio::join!(w.settle(), edit);
-    w.settle().await;
+    })
+    .await;
     let overwritten: Vec<_> =
         w.wc.state()
             .puts_after_reads()
